@@ -1,0 +1,80 @@
+"""The timing loop: first inference, warm-up, then timed runs until both minimums are met."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Protocol, Tuple
+
+from hilbench.agents.runners.base import LoadedModel
+from hilbench.core.settings import BenchmarkSettings
+
+ProgressCallback = Callable[[str, float], None]
+PROGRESS_INTERVAL_NS = 100_000_000
+
+
+class Clock(Protocol):
+    """Turns a latency measured on this machine into the device's latency."""
+
+    def convert_ns(self, host_ns: int, pace: bool = True) -> int: ...
+
+
+class HostClock:
+    """A real device: the measured latency is the device's latency."""
+
+    def convert_ns(self, host_ns: int, pace: bool = True) -> int:
+        return host_ns
+
+
+@dataclass(frozen=True)
+class Timings:
+    first_ns: int
+    samples_ns: Tuple[int, ...]
+
+    @property
+    def timed_ns(self) -> int:
+        return sum(self.samples_ns)
+
+
+def _time_one(model: LoadedModel, feeds: Dict[str, Any], clock: Clock) -> int:
+    start = time.perf_counter_ns()
+    model.run(feeds)
+    return clock.convert_ns(time.perf_counter_ns() - start)
+
+
+def _progress_fraction(settings: BenchmarkSettings, runs: int, timed_ns: int) -> float:
+    by_runs = runs / settings.min_runs
+    by_time = timed_ns / (settings.min_duration_s * 1e9) if settings.min_duration_s > 0 else 1.0
+    return min(1.0, by_runs, by_time)
+
+
+def run_benchmark(
+    model: LoadedModel,
+    feeds: Dict[str, Any],
+    settings: BenchmarkSettings,
+    clock: Clock,
+    progress: ProgressCallback,
+) -> Timings:
+    """Time the first inference alone, discard ``warmup_runs`` more, then time runs until
+    ``min_runs`` AND ``min_duration_s`` are reached, or ``max_runs`` / ``max_duration_s``."""
+    first_ns = _time_one(model, feeds, clock)
+    for index in range(settings.warmup_runs):
+        _time_one(model, feeds, clock)
+        progress("warm-up", (index + 1) / settings.warmup_runs)
+    samples: List[int] = []
+    timed_ns = 0
+    min_ns = settings.min_duration_s * 1e9
+    max_ns = settings.max_duration_s * 1e9
+    last_report = time.perf_counter_ns()
+    while len(samples) < settings.max_runs and timed_ns < max_ns:
+        if len(samples) >= settings.min_runs and timed_ns >= min_ns:
+            break
+        latency = _time_one(model, feeds, clock)
+        samples.append(latency)
+        timed_ns += latency
+        now = time.perf_counter_ns()
+        if now - last_report >= PROGRESS_INTERVAL_NS:
+            progress("measure", _progress_fraction(settings, len(samples), timed_ns))
+            last_report = now
+    progress("measure", 1.0)
+    return Timings(first_ns=first_ns, samples_ns=tuple(samples))

@@ -1,0 +1,112 @@
+"""The speed model of an emulated device.
+
+An emulated device runs the real model on the host's CPU (one host thread) and turns each
+measured latency into the device's latency:
+
+    device = host * slowdown * ((1 - m) * f_max / f_cur + m) / amdahl(threads) * noise
+
+where ``f_cur`` and ``f_max`` are read from the device's (emulated) sysfs like on a real
+device, ``m`` is the memory-bound fraction (time that does not scale with frequency),
+``amdahl(n) = 1 / ((1 - p) + p / n)`` for the parallel fraction ``p`` over at most the
+cluster's cores, and ``noise`` is seeded log-normal jitter. The job then sleeps for the
+difference, so an emulated device is busy for as long as the real one would be."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from hilbench.core.dvfs import DomainState, DvfsState
+from hilbench.core.errors import AgentError
+from hilbench.core.fields import FieldError, get_float, get_int, get_str
+
+EMULATED_FIGURES = ("latency", "init_ms", "first_inference_ms", "peak_memory_mb")
+
+
+@dataclass(frozen=True)
+class SpeedModel:
+    """How much slower than one host core the device's cluster is, and how it scales."""
+
+    preset: str
+    cluster_cpu: int
+    slowdown: float
+    parallel_fraction: float
+    memory_bound_fraction: float
+    noise_sigma: float
+    seed: int
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "cluster_cpu": self.cluster_cpu,
+            "slowdown": self.slowdown,
+            "parallel_fraction": self.parallel_fraction,
+            "memory_bound_fraction": self.memory_bound_fraction,
+            "noise_sigma": self.noise_sigma,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpeedModel:
+        return cls(
+            preset=get_str(data, "preset"),
+            cluster_cpu=get_int(data, "cluster_cpu"),
+            slowdown=get_float(data, "slowdown"),
+            parallel_fraction=get_float(data, "parallel_fraction"),
+            memory_bound_fraction=get_float(data, "memory_bound_fraction"),
+            noise_sigma=get_float(data, "noise_sigma"),
+            seed=get_int(data, "seed"),
+        )
+
+    def cluster(self, dvfs: DvfsState) -> DomainState:
+        for domain in dvfs.domains:
+            if self.cluster_cpu in domain.cpus:
+                return domain
+        raise AgentError(
+            f"emulated device {self.preset}: no cpufreq domain holds cpu{self.cluster_cpu}"
+        )
+
+    def default_threads(self, dvfs: DvfsState) -> int:
+        return max(1, len(self.cluster(dvfs).cpus))
+
+    def scale(self, dvfs: DvfsState, threads: int) -> float:
+        """Device time / host single-thread time at the current frequency, without noise."""
+        domain = self.cluster(dvfs)
+        cur = domain.cur_khz or domain.max_khz
+        top = max(domain.available_khz) if domain.available_khz else domain.max_khz
+        if not cur or not top:
+            raise AgentError(f"emulated device {self.preset}: cluster has no frequency")
+        frequency_factor = (1.0 - self.memory_bound_fraction) * top / cur
+        frequency_factor += self.memory_bound_fraction
+        cores = min(threads, max(1, len(domain.cpus)))
+        p = self.parallel_fraction
+        amdahl = 1.0 / ((1.0 - p) + p / cores)
+        return self.slowdown * frequency_factor / amdahl
+
+
+class EmulatedClock:
+    """Turns host latencies into the emulated device's latencies and paces the job."""
+
+    def __init__(self, model: SpeedModel, scale: float) -> None:
+        self._scale = scale
+        self._sigma = model.noise_sigma
+        self._rng = random.Random(model.seed)
+
+    def convert_ns(self, host_ns: int, pace: bool = True) -> int:
+        noise = math.exp(self._rng.gauss(0.0, self._sigma)) if self._sigma > 0 else 1.0
+        device_ns = int(host_ns * self._scale * noise)
+        if pace and device_ns > host_ns:
+            time.sleep((device_ns - host_ns) / 1e9)
+        return device_ns
+
+
+def parse_speed_model(data: Optional[Mapping[str, Any]]) -> Optional[SpeedModel]:
+    if data is None:
+        return None
+    try:
+        return SpeedModel.from_dict(data)
+    except FieldError as exc:
+        raise AgentError(f"malformed emulation spec in job: {exc}") from exc

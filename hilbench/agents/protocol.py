@@ -1,0 +1,134 @@
+"""The versioned JSON the host and the agent exchange: a job in, a result out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from hilbench.agents import AGENT_VERSION
+from hilbench.core.errors import (
+    AgentError,
+    HilbenchError,
+    ModelError,
+    SettingsError,
+    UnsupportedFormatError,
+)
+from hilbench.core.fields import FieldError, get_dict, get_int, get_str
+from hilbench.core.measurement import Measurement
+from hilbench.core.settings import BenchmarkSettings
+
+SCHEMA_VERSION = 1
+PROGRESS_PREFIX = "HILBENCH-PROGRESS "
+
+_ERROR_KINDS = {
+    "unsupported-format": UnsupportedFormatError,
+    "model": ModelError,
+    "settings": SettingsError,
+    "agent": AgentError,
+}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One model on one device with its settings. ``sysfs_root`` is ``/`` on a real device;
+    ``emulation`` is the speed model of an emulated device (None on real hardware)."""
+
+    job_id: str
+    device: str
+    device_kind: str
+    model_path: str
+    model_sha256: str
+    settings: BenchmarkSettings
+    sysfs_root: str = "/"
+    execution_provider: str = "CPUExecutionProvider"
+    emulation: Optional[Dict[str, Any]] = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "job_id": self.job_id,
+                "device": self.device,
+                "device_kind": self.device_kind,
+                "model_path": self.model_path,
+                "model_sha256": self.model_sha256,
+                "settings": self.settings.to_dict(),
+                "sysfs_root": self.sysfs_root,
+                "execution_provider": self.execution_provider,
+                "emulation": self.emulation,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        try:
+            data = json.loads(text)
+            _check_version(data, "job")
+            emulation = data.get("emulation")
+            return cls(
+                job_id=get_str(data, "job_id"),
+                device=get_str(data, "device"),
+                device_kind=get_str(data, "device_kind"),
+                model_path=get_str(data, "model_path"),
+                model_sha256=get_str(data, "model_sha256"),
+                settings=BenchmarkSettings.from_dict(get_dict(data, "settings")),
+                sysfs_root=get_str(data, "sysfs_root"),
+                execution_provider=get_str(data, "execution_provider"),
+                emulation=emulation if isinstance(emulation, dict) else None,
+            )
+        except (ValueError, FieldError) as exc:
+            raise AgentError(f"malformed job JSON: {exc}") from exc
+
+
+def _check_version(data: Mapping[str, Any], what: str) -> None:
+    version = get_int(data, "schema_version")
+    if version != SCHEMA_VERSION:
+        newer = "host" if version > SCHEMA_VERSION else "agent"
+        raise AgentError(
+            f"{what} schema version {version}, this side speaks {SCHEMA_VERSION}: "
+            f"upgrade hilbench on the {'device' if newer == 'host' else 'host'}"
+        )
+
+
+def ok_result(job_id: str, measurement: Measurement) -> str:
+    return json.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "agent_version": AGENT_VERSION,
+            "job_id": job_id,
+            "status": "ok",
+            "measurement": measurement.to_dict(),
+        }
+    )
+
+
+def error_result(job_id: str, error: HilbenchError) -> str:
+    kind = next(
+        (name for name, cls in _ERROR_KINDS.items() if isinstance(error, cls)), "agent"
+    )
+    return json.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "agent_version": AGENT_VERSION,
+            "job_id": job_id,
+            "status": "error",
+            "error": {"kind": kind, "message": str(error)},
+        }
+    )
+
+
+def parse_result(text: str, job_id: str) -> Measurement:
+    """The measurement in an agent's answer; raise the error the agent reported, mapped to
+    the hilbench tree, or ``AgentError`` if the answer is not a valid result."""
+    try:
+        data = json.loads(text)
+        _check_version(data, "result")
+        if get_str(data, "job_id") != job_id:
+            raise AgentError(f"result is for job {data['job_id']}, expected {job_id}")
+        if get_str(data, "status") == "error":
+            error = get_dict(data, "error")
+            raise _ERROR_KINDS.get(get_str(error, "kind"), AgentError)(get_str(error, "message"))
+        return Measurement.from_dict(get_dict(data, "measurement"))
+    except (ValueError, FieldError) as exc:
+        raise AgentError(f"malformed result JSON from agent: {exc}") from exc

@@ -1,0 +1,110 @@
+"""Read CPU topology, DVFS state and memory from a sysfs/procfs root.
+
+The root is ``/`` on a real device and an emulated tree for emulated devices: the same
+code reads both."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from hilbench.core.dvfs import DomainState, DvfsState
+
+CPU_DIR = "sys/devices/system/cpu"
+
+
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _read_int(path: Path) -> Optional[int]:
+    text = _read(path)
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
+
+
+def parse_cpu_list(text: str) -> Tuple[int, ...]:
+    """Kernel CPU lists: ``"0-3,6"`` -> (0, 1, 2, 3, 6); also space-separated lists."""
+    cpus: List[int] = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return tuple(sorted(set(cpus)))
+
+
+def _policy_dirs(root: Path) -> List[Path]:
+    base = root / CPU_DIR
+    policies = sorted(
+        (base / "cpufreq").glob("policy*"), key=lambda p: int(p.name[len("policy") :] or 0)
+    )
+    if policies:
+        return policies
+    per_cpu = sorted(base.glob("cpu[0-9]*/cpufreq"), key=lambda p: int(p.parent.name[3:]))
+    seen: set = set()
+    unique: List[Path] = []
+    for directory in per_cpu:
+        cpus = parse_cpu_list(_read(directory / "related_cpus") or directory.parent.name[3:])
+        if cpus not in seen:
+            seen.add(cpus)
+            unique.append(directory)
+    return unique
+
+
+def _domain(directory: Path) -> DomainState:
+    related = _read(directory / "related_cpus") or _read(directory / "affected_cpus") or ""
+    cpus = parse_cpu_list(related) if related else ()
+    name = f"cpu{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else f"cpu{cpus[0] if cpus else '?'}"
+    available = _read(directory / "scaling_available_frequencies") or ""
+    return DomainState(
+        name=name,
+        cpus=cpus,
+        governor=_read(directory / "scaling_governor"),
+        cur_khz=_read_int(directory / "scaling_cur_freq"),
+        min_khz=_read_int(directory / "scaling_min_freq"),
+        max_khz=_read_int(directory / "scaling_max_freq"),
+        available_khz=tuple(sorted(int(f) for f in available.split() if f.isdigit())),
+    )
+
+
+def read_dvfs(root: Path) -> DvfsState:
+    """Every cpufreq domain (cluster) under ``root``; empty where cpufreq is absent."""
+    return DvfsState(tuple(_domain(d) for d in _policy_dirs(root)))
+
+
+def read_cpu_count(root: Path) -> Optional[int]:
+    for name in ("present", "possible", "online"):
+        text = _read(root / CPU_DIR / name)
+        if text:
+            return len(parse_cpu_list(text))
+    return None
+
+
+def read_memory_mb(root: Path) -> Optional[float]:
+    text = _read(root / "proc/meminfo") or ""
+    match = re.search(r"^MemTotal:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024.0 if match else None
+
+
+def read_cpu_model(root: Path) -> Optional[str]:
+    text = _read(root / "proc/cpuinfo") or ""
+    for key in ("model name", "Hardware", "Model", "Processor"):
+        match = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
+        if match:
+            return match.group(1).strip()
+    return None
+
+
+def probe(root: Path) -> Dict[str, object]:
+    """What a device's sysfs/procfs says about it."""
+    dvfs = read_dvfs(root)
+    return {
+        "cpu_count": read_cpu_count(root),
+        "cpu_model": read_cpu_model(root),
+        "memory_mb": read_memory_mb(root),
+        "dvfs": dvfs.to_dict(),
+    }

@@ -1,0 +1,1 @@
+"""Runs of models x devices: planning, parallel execution, storing results."""

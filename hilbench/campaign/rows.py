@@ -1,0 +1,71 @@
+"""One flat row per run, as `bench run --json` prints it and tables show it."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from hilbench.core.records import RunRecord
+
+SUMMARY_FIELDS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
+
+
+def run_row(run: RunRecord) -> Dict[str, Any]:
+    row: Dict[str, Any] = {
+        "device": run.device,
+        "model": run.model.name,
+        "model_sha256": run.model.sha256,
+        "run_id": run.run_id,
+        "campaign_id": run.campaign_id,
+        "status": run.status,
+        "error": run.error,
+    }
+    measurement = run.measurement
+    if measurement is None:
+        return {**row, **{name: None for name in _measurement_fields()}}
+    summary = measurement.summary
+    verdict = measurement.verdict
+    environment = measurement.environment
+    row.update({name: getattr(summary, name) for name in SUMMARY_FIELDS})
+    row.update(
+        {
+            "cv": summary.cv,
+            "runs": summary.count,
+            "timed_duration_s": measurement.timed_duration_s,
+            "init_ms": measurement.init_ms,
+            "first_inference_ms": measurement.first_inference_ms,
+            "peak_memory_mb": measurement.peak_memory_mb,
+            "verdict": verdict.label,
+            "reasons": list(verdict.reasons),
+            "runtime": f"{environment.runtime} {environment.runtime_version}",
+            "threads": environment.threads,
+            "input_shapes": {name: list(shape) for name, shape in environment.input_shapes},
+            "emulated_figures": list(measurement.emulated_figures),
+            "unavailable_figures": list(measurement.unavailable_figures),
+        }
+    )
+    return row
+
+
+def _measurement_fields() -> tuple[str, ...]:
+    return (
+        *SUMMARY_FIELDS,
+        "cv",
+        "runs",
+        "timed_duration_s",
+        "init_ms",
+        "first_inference_ms",
+        "peak_memory_mb",
+        "verdict",
+        "reasons",
+        "runtime",
+        "threads",
+        "input_shapes",
+        "emulated_figures",
+        "unavailable_figures",
+    )
+
+
+def format_ms(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"

@@ -1,0 +1,138 @@
+"""Run every model on every chosen device: devices in parallel, one job at a time per
+device, each result stored as soon as it arrives."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Protocol, Sequence
+
+from hilbench.campaign.rwlock import HostCpuLock
+from hilbench.core.errors import HilbenchError
+from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
+from hilbench.core.settings import BenchmarkSettings
+from hilbench.devices.device import Device, open_device
+from hilbench.profiles.store import Store
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    device: str
+    model: ModelRecord
+
+
+class CampaignObserver(Protocol):
+    """Told what happens, e.g. to draw one progress bar per device."""
+
+    def job_started(self, job: Job) -> None: ...
+
+    def job_progress(self, job: Job, phase: str, fraction: float) -> None: ...
+
+    def job_finished(self, job: Job, run: RunRecord) -> None: ...
+
+
+class SilentObserver:
+    def job_started(self, job: Job) -> None:
+        pass
+
+    def job_progress(self, job: Job, phase: str, fraction: float) -> None:
+        pass
+
+    def job_finished(self, job: Job, run: RunRecord) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    campaign_id: str
+    runs: tuple[RunRecord, ...]
+
+    @property
+    def failed(self) -> tuple[RunRecord, ...]:
+        return tuple(r for r in self.runs if r.status != RUN_OK)
+
+
+class Campaign:
+    """Models x devices with one set of settings."""
+
+    def __init__(
+        self,
+        store: Store,
+        devices: Sequence[DeviceRecord],
+        models: Sequence[ModelRecord],
+        settings: BenchmarkSettings,
+        observer: CampaignObserver | None = None,
+    ) -> None:
+        self._store = store
+        self._devices = list(devices)
+        self._models = list(models)
+        self._settings = settings
+        self._observer = observer or SilentObserver()
+        self._host_cpu = HostCpuLock()
+        self._store_lock = threading.Lock()
+        self.campaign_id = uuid.uuid4().hex
+
+    def jobs_for(self, device: str) -> List[Job]:
+        return [Job(uuid.uuid4().hex, device, model) for model in self._models]
+
+    def run(self) -> CampaignResult:
+        with tempfile.TemporaryDirectory(prefix="hilbench-") as workdir:
+            devices = [open_device(record, Path(workdir)) for record in self._devices]
+            with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
+                futures = [pool.submit(self._run_device, device) for device in devices]
+                runs = [run for future in futures for run in future.result()]
+        return CampaignResult(self.campaign_id, tuple(runs))
+
+    def _run_device(self, device: Device) -> List[RunRecord]:
+        runs = []
+        for job in self.jobs_for(device.name):
+            self._observer.job_started(job)
+            with self._host_cpu.hold(device.exclusive_host_cpu):
+                run = self._run_job(device, job)
+            with self._store_lock:
+                self._store.save_run(run)
+            self._observer.job_finished(job, run)
+            runs.append(run)
+        return runs
+
+    def _run_job(self, device: Device, job: Job) -> RunRecord:
+        started = time.time()
+        spec = device.job_spec(job.job_id, Path(job.model.path), job.model.sha256, self._settings)
+
+        def progress(phase: str, fraction: float) -> None:
+            self._observer.job_progress(job, phase, fraction)
+
+        try:
+            measurement = device.run_job(spec, progress)
+        except HilbenchError as exc:
+            return self._record(job, started, error=str(exc))
+        return RunRecord(
+            run_id=job.job_id,
+            device=device.name,
+            model=job.model,
+            settings=self._settings,
+            status=RUN_OK,
+            started_at=started,
+            finished_at=time.time(),
+            measurement=measurement,
+            campaign_id=self.campaign_id,
+        )
+
+    def _record(self, job: Job, started: float, error: str) -> RunRecord:
+        return RunRecord(
+            run_id=job.job_id,
+            device=job.device,
+            model=job.model,
+            settings=self._settings,
+            status=RUN_FAILED,
+            started_at=started,
+            finished_at=time.time(),
+            error=error,
+            campaign_id=self.campaign_id,
+        )

@@ -1,0 +1,35 @@
+"""Options and helpers every command group shares."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from hilbench.profiles.store import Store
+
+StoreOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--store",
+        envvar="HILBENCH_STORE",
+        help="Profile store URL (sqlite:///path.db or postgresql://...). "
+        "Default: SQLite in the user data directory.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+
+
+def open_store(url: Optional[str]) -> Store:
+    return Store.open(url)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,155 @@
+"""`bench devices list | add | remove | show`."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Dict, List, Optional
+
+import typer
+from rich.table import Table
+
+from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
+from hilbench.core.errors import DuplicateDeviceError
+from hilbench.core.records import DEVICE_KINDS, DeviceRecord
+from hilbench.devices.device import open_device
+from hilbench.devices.registry import new_device_record
+from hilbench.profiles.store import Store
+
+app = typer.Typer(help="Register, list and inspect devices.", no_args_is_help=True)
+
+
+def probe_info(record: DeviceRecord) -> Dict[str, Any]:
+    """What the device's agent reports about it (cores, memory, DVFS, runtimes)."""
+    with tempfile.TemporaryDirectory(prefix="hilbench-probe-") as workdir:
+        return open_device(record, Path(workdir)).probe()
+
+
+def register(store: Store, record: DeviceRecord) -> DeviceRecord:
+    """Probe a validated device and add it to the store (refusing duplicates first)."""
+    if any(d.name == record.name for d in store.list_devices()):
+        raise DuplicateDeviceError(f"device {record.name} is already registered")
+    probed = replace(record, info=probe_info(record))
+    store.add_device(probed)
+    return probed
+
+
+def device_row(record: DeviceRecord) -> Dict[str, Any]:
+    info = record.info
+    domains = info.get("dvfs", {}).get("domains", [])
+    return {
+        "device": record.name,
+        "kind": record.kind,
+        "preset": record.preset,
+        "class": info.get("class"),
+        "cpu_count": info.get("cpu_count"),
+        "cpu_model": info.get("cpu_model"),
+        "memory_mb": info.get("memory_mb"),
+        "dvfs_domains": [d.get("name") for d in domains],
+        "runtimes": sorted(info.get("runtimes", {})),
+    }
+
+
+@app.command("list")
+def list_devices(store: StoreOption = None, json_output: JsonOption = False) -> None:
+    """List registered devices."""
+    with open_store(store) as opened:
+        rows = [device_row(r) for r in opened.list_devices()]
+    if json_output:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("No devices registered. Run `bench demo` or `bench devices add`.")
+        return
+    table = Table("device", "kind", "class", "cores", "memory", "DVFS domains", "runtimes")
+    for row in rows:
+        memory = f"{row['memory_mb'] / 1024:.1f} GiB" if row["memory_mb"] else "?"
+        table.add_row(
+            row["device"],
+            row["kind"] + (f" ({row['preset']})" if row["preset"] else ""),
+            str(row["class"] or "?"),
+            str(row["cpu_count"] or "?"),
+            memory,
+            ", ".join(row["dvfs_domains"]) or "none found",
+            ", ".join(row["runtimes"]) or "none",
+        )
+    out.print(table)
+
+
+@app.command("add")
+def add_device(
+    name: Annotated[str, typer.Argument(help="Unique device name.")],
+    kind: Annotated[
+        str, typer.Option("--kind", help=f"One of: {', '.join(DEVICE_KINDS)}.")
+    ] = "emulated",
+    preset: Annotated[
+        Optional[str],
+        typer.Option("--preset", help="Emulated preset: phone, jetson, server or fpga."),
+    ] = None,
+    store: StoreOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Register a device, probe it and show what was found."""
+    record = new_device_record(name, kind, preset)
+    with open_store(store) as opened:
+        added = register(opened, record)
+    if json_output:
+        print_json(device_row(added))
+    else:
+        out.print(f"Added device [bold]{added.name}[/] ({added.kind}).")
+
+
+@app.command("remove")
+def remove_device(
+    name: Annotated[str, typer.Argument(help="Device to remove (its runs are kept).")],
+    store: StoreOption = None,
+) -> None:
+    """Unregister a device. Its stored runs stay in the store."""
+    with open_store(store) as opened:
+        opened.remove_device(name)
+    out.print(f"Removed device [bold]{name}[/]; its runs stay in the store.")
+
+
+@app.command("show")
+def show_device(
+    name: Annotated[str, typer.Argument(help="Device name.")],
+    store: StoreOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Everything known about one device."""
+    with open_store(store) as opened:
+        record = opened.get_device(name)
+        runs = len(opened.runs(device=name))
+    if json_output:
+        print_json({**device_row(record), "info": record.info, "runs": runs})
+        return
+    row = device_row(record)
+    out.print(f"[bold]{record.name}[/]  kind={record.kind}  preset={record.preset or '-'}")
+    for line in _describe(record.info, row, runs):
+        out.print(line)
+
+
+def _describe(info: Dict[str, Any], row: Dict[str, Any], runs: int) -> List[str]:
+    lines = [
+        f"  class:    {row['class'] or '?'}",
+        f"  CPU:      {row['cpu_model'] or '?'} ({row['cpu_count'] or '?'} CPUs)",
+        f"  memory:   {row['memory_mb']:.0f} MiB" if row["memory_mb"] else "  memory:   ?",
+        f"  python:   {info.get('python_version', '?')}, agent {info.get('agent_version', '?')}",
+    ]
+    if info.get("description"):
+        lines.insert(1, f"  about:    {info['description']}")
+    for runtime, details in sorted(info.get("runtimes", {}).items()):
+        providers = ", ".join(details.get("providers", []))
+        lines.append(f"  runtime:  {runtime} {details.get('version', '?')} [{providers}]")
+    domains = info.get("dvfs", {}).get("domains", [])
+    if not domains:
+        lines.append("  DVFS:     no cpufreq domains found")
+    for domain in domains:
+        levels = ", ".join(f"{f / 1000:.0f}" for f in domain.get("available_khz", []))
+        lines.append(
+            f"  DVFS:     {domain['name']} governor={domain.get('governor') or '?'} "
+            f"levels(MHz)=[{levels or '?'}]"
+        )
+    lines.append(f"  runs:     {runs}")
+    return lines

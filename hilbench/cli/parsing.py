@@ -1,0 +1,50 @@
+"""Parse what users type: durations with units, input shapes, symbolic dimension sizes."""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Tuple
+
+from hilbench.core.errors import SettingsError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m)?\s*$")
+_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"500us"``, ``"20ms"``, ``"1.5s"``, ``"2m"`` or a bare number of seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingsError(f"invalid duration {text!r}: use e.g. 500ms, 1.5s or 2m")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _name_value(item: str, what: str) -> Tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise SettingsError(f"invalid {what} {item!r}: expected NAME=VALUE")
+    return name.strip(), value.strip()
+
+
+def parse_shapes(items: List[str]) -> Dict[str, Tuple[int, ...]]:
+    """``["input_ids=1x128"]`` -> ``{"input_ids": (1, 128)}``."""
+    shapes: Dict[str, Tuple[int, ...]] = {}
+    for item in items:
+        name, value = _name_value(item, "shape")
+        try:
+            shape = tuple(int(d) for d in re.split(r"[x,]", value))
+        except ValueError:
+            raise SettingsError(f"invalid shape {item!r}: expected e.g. input=1x3x224x224") from None
+        shapes[name] = shape
+    return shapes
+
+
+def parse_dims(items: List[str]) -> Dict[str, int]:
+    """``["sequence=64"]`` -> ``{"sequence": 64}`` for symbolic (dynamic) dimensions."""
+    dims: Dict[str, int] = {}
+    for item in items:
+        name, value = _name_value(item, "dimension")
+        if not value.isdigit():
+            raise SettingsError(f"invalid dimension {item!r}: the size must be a whole number")
+        dims[name] = int(value)
+    return dims

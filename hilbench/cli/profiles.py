@@ -1,0 +1,87 @@
+"""`bench profiles show | export | import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from hilbench.campaign.rows import format_ms
+from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
+from hilbench.core.errors import SettingsError
+from hilbench.profiles.transfer import export_runs, import_runs
+
+app = typer.Typer(help="Show, export and import stored measurements.", no_args_is_help=True)
+
+FORMATS = ("csv", "parquet")
+SHOW_COLUMNS = (
+    "run_id", "device", "model", "status", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
+    "count", "verdict", "reasons", "error", "started_at",
+)  # fmt: skip
+
+
+@app.command("show")
+def show(
+    device: Annotated[Optional[str], typer.Option(help="Only this device.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name or sha256 prefix.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest N runs.")] = 50,
+    store: StoreOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Stored runs, newest first."""
+    with open_store(store) as opened:
+        frame = opened.runs(device=device, model=model).head(limit)
+    if json_output:
+        print_json(frame.to_dict(orient="records"))
+        return
+    if frame.empty:
+        out.print("No runs stored yet. Try `bench demo`.")
+        return
+    table = Table("run", "device", "model", "status", "mean", "p50", "p90", "p99", "runs",
+                  "verdict", title="stored runs (latency in ms)", title_justify="left")
+    for row in frame.to_dict(orient="records"):
+        verdict = row["verdict"] or f"FAILED: {row['error']}"
+        if row["verdict"] == "INVALID":
+            verdict = f"INVALID: {row['reasons']}"
+        table.add_row(
+            str(row["run_id"])[:8], str(row["device"]), str(row["model"]), str(row["status"]),
+            *(format_ms(_number(row[c])) for c in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")),
+            "-" if _number(row["count"]) is None else str(int(row["count"])),
+            verdict,
+        )  # fmt: skip
+    out.print(table)
+
+
+def _number(value: object) -> Optional[float]:
+    """A DataFrame cell as a float, None for missing (NaN/None)."""
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if number != number else number
+
+
+@app.command("export")
+def export(
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    store: StoreOption = None,
+) -> None:
+    """Write every run (summary, environment and raw samples) to CSV or Parquet."""
+    if fmt not in FORMATS:
+        raise SettingsError(f"unknown format {fmt!r}; choose csv or parquet")
+    with open_store(store) as opened:
+        count = export_runs(opened, out_path, fmt)
+    out.print(f"Exported {count} runs to {out_path}")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(help="A file written by `bench profiles export`.")],
+    store: StoreOption = None,
+) -> None:
+    """Load runs from an exported file; runs already in the store are skipped."""
+    with open_store(store) as opened:
+        count = import_runs(opened, path)
+    out.print(f"Imported {count} runs from {path}")

@@ -1,0 +1,52 @@
+"""One Rich progress bar per device while a campaign runs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict
+
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from hilbench.campaign.run import Job
+from hilbench.cli.common import err
+from hilbench.core.records import RUN_OK, RunRecord
+
+
+class DeviceProgress:
+    """A ``CampaignObserver`` drawing to stderr (stdout stays clean for --json)."""
+
+    def __init__(self, devices: list[str], jobs_per_device: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.fields[device]:<14}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self._jobs = jobs_per_device
+        self._done: Dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._tasks: Dict[str, TaskID] = {
+            device: self.progress.add_task(
+                device, total=float(jobs_per_device), device=device, status="waiting"
+            )
+            for device in devices
+        }
+
+    def job_started(self, job: Job) -> None:
+        self._update(job.device, 0.0, f"{job.model.name}: starting")
+
+    def job_progress(self, job: Job, phase: str, fraction: float) -> None:
+        self._update(job.device, fraction, f"{job.model.name}: {phase}")
+
+    def job_finished(self, job: Job, run: RunRecord) -> None:
+        with self._lock:
+            self._done[job.device] = self._done.get(job.device, 0) + 1
+        status = "done" if run.status == RUN_OK else "[red]failed[/]"
+        self._update(job.device, 0.0, f"{job.model.name}: {status}")
+
+    def _update(self, device: str, fraction: float, status: str) -> None:
+        with self._lock:
+            done = self._done.get(device, 0)
+        self.progress.update(self._tasks[device], completed=done + fraction, status=status)

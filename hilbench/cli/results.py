@@ -1,0 +1,48 @@
+"""Tables of run results."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from rich.table import Table
+from rich.text import Text
+
+from hilbench.campaign.rows import format_ms
+
+
+def results_table(rows: List[Dict[str, Any]]) -> Table:
+    table = Table(title="hilbench results (latency in ms)", title_justify="left")
+    for column in ("model", "device", "mean", "p50", "p90", "p99", "std", "min", "max"):
+        table.add_column(column, justify="left" if column in ("model", "device") else "right")
+    for column in ("init", "first", "peak MiB", "runs", "verdict"):
+        table.add_column(column, justify="right" if column != "verdict" else "left")
+    for row in rows:
+        table.add_row(*_cells(row))
+    return table
+
+
+def _cells(row: Dict[str, Any]) -> List[Any]:
+    device = row["device"] + (" *" if row.get("emulated_figures") else "")
+    if row["status"] != "ok":
+        return [row["model"], device, *["-"] * 12, Text(f"FAILED: {row['error']}", style="red")]
+    peak = row["peak_memory_mb"]
+    verdict = (
+        Text("VALID", style="green")
+        if row["verdict"] == "VALID"
+        else Text("INVALID: " + "; ".join(row["reasons"]), style="yellow")
+    )
+    return [
+        row["model"],
+        device,
+        *(format_ms(row[f]) for f in ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms")),
+        format_ms(row["min_ms"]),
+        format_ms(row["max_ms"]),
+        format_ms(row["init_ms"]),
+        format_ms(row["first_inference_ms"]),
+        f"{peak:.0f}" if peak is not None else "n/a",
+        str(row["runs"]),
+        verdict,
+    ]
+
+
+EMULATED_NOTE = "* emulated device: latency, init, first inference and memory come from its speed model"

@@ -1,0 +1,99 @@
+"""`bench run`: benchmark models on devices in parallel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from hilbench.campaign.models import checked_model
+from hilbench.campaign.rows import run_row
+from hilbench.campaign.run import Campaign, CampaignResult
+from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
+from hilbench.cli.parsing import parse_dims, parse_duration, parse_shapes
+from hilbench.cli.progress import DeviceProgress
+from hilbench.cli.results import EMULATED_NOTE, results_table
+from hilbench.core.records import DeviceRecord, ModelRecord
+from hilbench.core.settings import BenchmarkSettings
+from hilbench.devices.registry import select_devices
+from hilbench.profiles.store import Store
+
+EXIT_JOBS_FAILED = 1
+
+
+def execute(
+    store: Store,
+    devices: List[DeviceRecord],
+    models: List[ModelRecord],
+    settings: BenchmarkSettings,
+    show_progress: bool,
+) -> CampaignResult:
+    observer = DeviceProgress([d.name for d in devices], len(models)) if show_progress else None
+    campaign = Campaign(store, devices, models, settings, observer)
+    if observer is None:
+        return campaign.run()
+    with observer.progress:
+        return campaign.run()
+
+
+def report(result: CampaignResult, json_output: bool) -> None:
+    rows = [run_row(run) for run in result.runs]
+    if json_output:
+        print_json(rows)
+    else:
+        out.print(results_table(rows))
+        if any(row.get("emulated_figures") for row in rows):
+            out.print(EMULATED_NOTE)
+    if result.failed:
+        raise typer.Exit(EXIT_JOBS_FAILED)
+
+
+def run_command(
+    model: Annotated[
+        List[Path], typer.Option("--model", "-m", help="Model file (.onnx); repeat for several.")
+    ],
+    devices: Annotated[
+        str, typer.Option("--devices", "-d", help="all, NAME[,NAME...] or kind=KIND.")
+    ] = "all",
+    threads: Annotated[
+        Optional[int], typer.Option(help="Intra-op threads (default: the runtime's).")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up runs discarded after the first.")] = 3,
+    min_runs: Annotated[int, typer.Option(help="Minimum timed runs.")] = 20,
+    min_time: Annotated[str, typer.Option(help="Minimum timed duration, e.g. 1s.")] = "1s",
+    max_runs: Annotated[int, typer.Option(help="Stop after this many timed runs.")] = 100_000,
+    max_time: Annotated[str, typer.Option(help="Stop after this timed duration.")] = "60s",
+    max_cv: Annotated[
+        float, typer.Option(help="INVALID above this coefficient of variation.")
+    ] = 0.10,
+    batch: Annotated[int, typer.Option(help="Batch size for the first dynamic axis.")] = 1,
+    shape: Annotated[
+        Optional[List[str]], typer.Option(help="Input shape NAME=1x128; repeatable.")
+    ] = None,
+    dim: Annotated[
+        Optional[List[str]], typer.Option(help="Size of a symbolic dimension NAME=64.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated inputs and noise.")] = 0,
+    store: StoreOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Benchmark models on devices, in parallel, and store every sample."""
+    settings = BenchmarkSettings(
+        threads=threads,
+        warmup_runs=warmup,
+        min_runs=min_runs,
+        min_duration_s=parse_duration(min_time),
+        max_runs=max_runs,
+        max_duration_s=parse_duration(max_time),
+        max_cv=max_cv,
+        batch_size=batch,
+        dims=parse_dims(dim or []),
+        shapes=parse_shapes(shape or []),
+        seed=seed,
+    )
+    with open_store(store) as opened:
+        chosen = select_devices(opened.list_devices(), devices)
+        models = [checked_model(path, settings) for path in model]
+        result = execute(opened, chosen, models, settings, show_progress=True)
+    report(result, json_output)

@@ -1,0 +1,76 @@
+"""Records the profile store keeps: devices, models and runs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from hilbench.core.errors import ModelError
+from hilbench.core.measurement import Measurement
+from hilbench.core.settings import BenchmarkSettings
+
+DEVICE_KINDS = ("local", "emulated")
+RUN_OK = "ok"
+RUN_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """A registered device. ``transport`` says how to reach it; ``info`` is what its probe
+    found (cores, memory, runtimes ...)."""
+
+    name: str
+    kind: str
+    preset: Optional[str] = None
+    transport: Dict[str, Any] = field(default_factory=dict)
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model file identified by the sha256 of its bytes."""
+
+    sha256: str
+    name: str
+    format: str
+    path: str
+    size_bytes: int
+    parent_sha256: Optional[str] = None
+    compression: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: Path) -> ModelRecord:
+        """Hash a model file; ``ModelError`` if it cannot be read."""
+        try:
+            digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ModelError(f"cannot read model {path}: {exc.strerror or exc}") from exc
+        return cls(
+            sha256=digest.hexdigest(),
+            name=path.stem,
+            format=path.suffix.lstrip(".").lower(),
+            path=str(path.resolve()),
+            size_bytes=size,
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One job (a model on a device) with its outcome: a measurement, or the error."""
+
+    run_id: str
+    device: str
+    model: ModelRecord
+    settings: BenchmarkSettings
+    status: str
+    started_at: float
+    finished_at: float
+    measurement: Optional[Measurement] = None
+    error: Optional[str] = None
+    campaign_id: Optional[str] = None

@@ -1,0 +1,42 @@
+"""How hilbench talks to a device: argv lists in, exit code + output out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol, Sequence
+
+LineCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command on a device produced."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Shell(Protocol):
+    """A transport to one device. Commands are argv lists, never shell strings."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: Optional[str] = None,
+        on_stderr_line: Optional[LineCallback] = None,
+    ) -> CommandResult:
+        """Run ``argv``; raise ``CommandTimeoutError`` past ``timeout_s``."""
+        ...
+
+    def read_text(self, path: str) -> str:
+        """Read a small text file on the device."""
+        ...

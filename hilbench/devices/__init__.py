@@ -1,0 +1,1 @@
+"""Host side of devices: transports, presets of emulated devices, the device handles."""

@@ -1,0 +1,67 @@
+"""Emulated devices: a sysfs/procfs tree the agent reads like a real one, and the speed
+model the agent applies to what it measures."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any, Dict
+
+from hilbench.agents.emulation import SpeedModel
+from hilbench.devices.presets import Cluster, EmulatedPreset
+
+CPU_DIR = Path("sys/devices/system/cpu")
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+
+
+def _cpu_list(first: int, count: int) -> str:
+    return f"{first}-{first + count - 1}" if count > 1 else str(first)
+
+
+def _write_policy(root: Path, first_cpu: int, cluster: Cluster) -> None:
+    policy = root / CPU_DIR / "cpufreq" / f"policy{first_cpu}"
+    levels = cluster.frequencies_khz
+    files = {
+        "related_cpus": " ".join(str(c) for c in range(first_cpu, first_cpu + cluster.cores)),
+        "affected_cpus": " ".join(str(c) for c in range(first_cpu, first_cpu + cluster.cores)),
+        "scaling_available_frequencies": " ".join(str(f) for f in levels),
+        "scaling_available_governors": "performance powersave userspace schedutil",
+        "scaling_governor": "performance",
+        "scaling_cur_freq": str(max(levels)),
+        "scaling_min_freq": str(min(levels)),
+        "scaling_max_freq": str(max(levels)),
+        "cpuinfo_min_freq": str(min(levels)),
+        "cpuinfo_max_freq": str(max(levels)),
+    }
+    for name, text in files.items():
+        _write(policy / name, text)
+
+
+def write_sysfs(preset: EmulatedPreset, root: Path) -> Path:
+    """Create (or reset) the emulated tree of ``preset`` under ``root``; returns ``root``."""
+    total = sum(c.cores for c in preset.clusters)
+    for name in ("present", "possible", "online"):
+        _write(root / CPU_DIR / name, _cpu_list(0, total))
+    for index, cluster in enumerate(preset.clusters):
+        _write_policy(root, preset.first_cpu(index), cluster)
+    _write(root / "proc/meminfo", f"MemTotal:       {preset.memory_mb * 1024} kB")
+    cpuinfo = "\n".join(f"processor\t: {cpu}" for cpu in range(total))
+    _write(root / "proc/cpuinfo", f"{cpuinfo}\nHardware\t: {preset.cpu_model}")
+    return root
+
+
+def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> Dict[str, Any]:
+    """The job's emulation spec; noise is seeded by the device name and the run's seed."""
+    return SpeedModel(
+        preset=preset.name,
+        cluster_cpu=preset.first_cpu(preset.run_cluster),
+        slowdown=preset.slowdown,
+        parallel_fraction=preset.parallel_fraction,
+        memory_bound_fraction=preset.memory_bound_fraction,
+        noise_sigma=preset.noise_sigma,
+        seed=zlib.crc32(device_name.encode()) ^ seed,
+    ).to_dict()

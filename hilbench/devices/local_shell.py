@@ -1,0 +1,107 @@
+"""Transport to this machine: subprocess with argv lists, in a new session so a timeout
+can stop the whole process group (TERM, then KILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, List, Optional, Sequence
+
+from hilbench.core.errors import CommandTimeoutError, TransportError
+from hilbench.core.shell import CommandResult, LineCallback
+
+KILL_GRACE_S = 2.0
+
+
+class LocalShell:
+    """Runs commands on this machine."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        stdin: Optional[str] = None,
+        on_stderr_line: Optional[LineCallback] = None,
+    ) -> CommandResult:
+        start = time.perf_counter()
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        stdout_lines: List[str] = []
+        stderr_lines: List[str] = []
+        pumps = [
+            threading.Thread(target=_pump, args=(process.stdout, stdout_lines, None)),
+            threading.Thread(target=_pump, args=(process.stderr, stderr_lines, on_stderr_line)),
+        ]
+        for pump in pumps:
+            pump.daemon = True
+            pump.start()
+        _feed(process, stdin)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            _stop_group(process)
+            raise CommandTimeoutError(
+                f"{Path(argv[0]).name} did not finish within {timeout_s:g} s and was stopped"
+            ) from exc
+        for pump in pumps:
+            pump.join()
+        return CommandResult(
+            argv=tuple(argv),
+            returncode=process.returncode,
+            stdout="".join(stdout_lines),
+            stderr="".join(stderr_lines),
+            duration_s=time.perf_counter() - start,
+        )
+
+    def read_text(self, path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _feed(process: subprocess.Popen[str], text: Optional[str]) -> None:
+    if process.stdin is None:
+        return
+    try:
+        if text:
+            process.stdin.write(text)
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # the command exited without reading its input; its exit code tells why
+
+
+def _pump(stream: Optional[IO[str]], sink: List[str], callback: Optional[LineCallback]) -> None:
+    if stream is None:
+        return
+    for line in stream:
+        sink.append(line)
+        if callback is not None:
+            callback(line.rstrip("\n"))
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    for sig, wait_s in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
