@@ -7,7 +7,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 from hilbench.agents import AGENT_VERSION
 from hilbench.agents.job import execute
@@ -57,7 +56,7 @@ def _runtimes() -> dict:
     return found
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hilbench.agents")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the job JSON read from stdin")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Protocol, Tuple
+from typing import Any, Callable, Protocol
 
 from hilbench.agents.runners.base import LoadedModel
 from hilbench.core.settings import BenchmarkSettings
@@ -29,14 +29,14 @@ class HostClock:
 @dataclass(frozen=True)
 class Timings:
     first_ns: int
-    samples_ns: Tuple[int, ...]
+    samples_ns: tuple[int, ...]
 
     @property
     def timed_ns(self) -> int:
         return sum(self.samples_ns)
 
 
-def _time_one(model: LoadedModel, feeds: Dict[str, Any], clock: Clock) -> int:
+def _time_one(model: LoadedModel, feeds: dict[str, Any], clock: Clock) -> int:
     start = time.perf_counter_ns()
     model.run(feeds)
     return clock.convert_ns(time.perf_counter_ns() - start)
@@ -50,7 +50,7 @@ def _progress_fraction(settings: BenchmarkSettings, runs: int, timed_ns: int) ->
 
 def run_benchmark(
     model: LoadedModel,
-    feeds: Dict[str, Any],
+    feeds: dict[str, Any],
     settings: BenchmarkSettings,
     clock: Clock,
     progress: ProgressCallback,
@@ -61,7 +61,7 @@ def run_benchmark(
     for index in range(settings.warmup_runs):
         _time_one(model, feeds, clock)
         progress("warm-up", (index + 1) / settings.warmup_runs)
-    samples: List[int] = []
+    samples: list[int] = []
     timed_ns = 0
     min_ns = settings.min_duration_s * 1e9
     max_ns = settings.max_duration_s * 1e9

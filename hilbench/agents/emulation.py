@@ -17,7 +17,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
 from hilbench.core.dvfs import DomainState, DvfsState
 from hilbench.core.errors import AgentError
@@ -38,7 +38,7 @@ class SpeedModel:
     noise_sigma: float
     seed: int
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "preset": self.preset,
             "cluster_cpu": self.cluster_cpu,
@@ -103,7 +103,7 @@ class EmulatedClock:
         return device_ns
 
 
-def parse_speed_model(data: Optional[Mapping[str, Any]]) -> Optional[SpeedModel]:
+def parse_speed_model(data: Mapping[str, Any] | None) -> SpeedModel | None:
     if data is None:
         return None
     try:

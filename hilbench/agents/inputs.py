@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Mapping, Sequence
 
 from hilbench.agents.runners.base import Dim, TensorSpec
 from hilbench.core.errors import SettingsError
@@ -14,7 +14,7 @@ INT_HIGH = 100
 
 def resolve_shape(
     spec: TensorSpec, settings: BenchmarkSettings, model_dims: Mapping[str, int]
-) -> Tuple[int, ...]:
+) -> tuple[int, ...]:
     """Concrete shape for one input.
 
     Order: an explicit ``--shape NAME=...``; then per dynamic axis: ``--dim SYMBOL=N``, the
@@ -49,7 +49,7 @@ def _resolve_dim(
 
 def make_feeds(
     specs: Sequence[TensorSpec], settings: BenchmarkSettings, model_dims: Mapping[str, int]
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Random inputs: floats ~ N(0, 1), integers in [0, INT_HIGH), masks all ones."""
     import numpy
 
@@ -60,7 +60,7 @@ def make_feeds(
             + ", ".join(s.name for s in specs)
         )
     rng = numpy.random.default_rng(settings.seed)
-    feeds: Dict[str, Any] = {}
+    feeds: dict[str, Any] = {}
     for spec in specs:
         shape = resolve_shape(spec, settings, model_dims)
         dtype = numpy.dtype(spec.dtype)
@@ -75,5 +75,5 @@ def make_feeds(
     return feeds
 
 
-def input_shapes(feeds: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
+def input_shapes(feeds: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     return {name: tuple(int(d) for d in value.shape) for name, value in feeds.items()}

@@ -8,7 +8,6 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Tuple
 
 from hilbench.agents import AGENT_VERSION
 from hilbench.agents.benchmark import Clock, HostClock, ProgressCallback, run_benchmark
@@ -29,7 +28,7 @@ from hilbench.core.measurement import Environment, Measurement
 NS_PER_MS = 1e6
 
 
-def peak_memory_mb() -> Optional[float]:
+def peak_memory_mb() -> float | None:
     """Peak resident memory of this process, or None where the OS does not say."""
     try:
         import resource
@@ -49,8 +48,8 @@ def _check_model(path: Path, expected_sha256: str) -> None:
                          f"{expected_sha256[:12]}")
 
 
-def _threads(job: JobSpec, speed: Optional[SpeedModel], dvfs: DvfsState) -> Tuple[
-    Optional[int], Optional[int]
+def _threads(job: JobSpec, speed: SpeedModel | None, dvfs: DvfsState) -> tuple[
+    int | None, int | None
 ]:
     """(threads on the device, threads on this machine's runtime)."""
     if speed is None:
@@ -58,7 +57,7 @@ def _threads(job: JobSpec, speed: Optional[SpeedModel], dvfs: DvfsState) -> Tupl
     return job.settings.threads or speed.default_threads(dvfs), 1
 
 
-def _clock(speed: Optional[SpeedModel], dvfs: DvfsState, device_threads: Optional[int]) -> Clock:
+def _clock(speed: SpeedModel | None, dvfs: DvfsState, device_threads: int | None) -> Clock:
     if speed is None:
         return HostClock()
     return EmulatedClock(speed, speed.scale(dvfs, device_threads or 1))

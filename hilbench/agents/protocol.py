@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
 from hilbench.agents import AGENT_VERSION
 from hilbench.core.errors import (
@@ -42,7 +42,7 @@ class JobSpec:
     settings: BenchmarkSettings
     sysfs_root: str = "/"
     execution_provider: str = "CPUExecutionProvider"
-    emulation: Optional[Dict[str, Any]] = None
+    emulation: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(

@@ -7,28 +7,27 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from hilbench.core.dvfs import DomainState, DvfsState
 
 CPU_DIR = "sys/devices/system/cpu"
 
 
-def _read(path: Path) -> Optional[str]:
+def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip()
     except OSError:
         return None
 
 
-def _read_int(path: Path) -> Optional[int]:
+def _read_int(path: Path) -> int | None:
     text = _read(path)
     return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
-def parse_cpu_list(text: str) -> Tuple[int, ...]:
+def parse_cpu_list(text: str) -> tuple[int, ...]:
     """Kernel CPU lists: ``"0-3,6"`` -> (0, 1, 2, 3, 6); also space-separated lists."""
-    cpus: List[int] = []
+    cpus: list[int] = []
     for part in re.split(r"[,\s]+", text.strip()):
         if not part:
             continue
@@ -37,7 +36,7 @@ def parse_cpu_list(text: str) -> Tuple[int, ...]:
     return tuple(sorted(set(cpus)))
 
 
-def _policy_dirs(root: Path) -> List[Path]:
+def _policy_dirs(root: Path) -> list[Path]:
     base = root / CPU_DIR
     policies = sorted(
         (base / "cpufreq").glob("policy*"), key=lambda p: int(p.name[len("policy") :] or 0)
@@ -46,7 +45,7 @@ def _policy_dirs(root: Path) -> List[Path]:
         return policies
     per_cpu = sorted(base.glob("cpu[0-9]*/cpufreq"), key=lambda p: int(p.parent.name[3:]))
     seen: set = set()
-    unique: List[Path] = []
+    unique: list[Path] = []
     for directory in per_cpu:
         cpus = parse_cpu_list(_read(directory / "related_cpus") or directory.parent.name[3:])
         if cpus not in seen:
@@ -76,7 +75,7 @@ def read_dvfs(root: Path) -> DvfsState:
     return DvfsState(tuple(_domain(d) for d in _policy_dirs(root)))
 
 
-def read_cpu_count(root: Path) -> Optional[int]:
+def read_cpu_count(root: Path) -> int | None:
     for name in ("present", "possible", "online"):
         text = _read(root / CPU_DIR / name)
         if text:
@@ -84,13 +83,13 @@ def read_cpu_count(root: Path) -> Optional[int]:
     return None
 
 
-def read_memory_mb(root: Path) -> Optional[float]:
+def read_memory_mb(root: Path) -> float | None:
     text = _read(root / "proc/meminfo") or ""
     match = re.search(r"^MemTotal:\s+(\d+)\s+kB", text, re.MULTILINE)
     return int(match.group(1)) / 1024.0 if match else None
 
 
-def read_cpu_model(root: Path) -> Optional[str]:
+def read_cpu_model(root: Path) -> str | None:
     text = _read(root / "proc/cpuinfo") or ""
     for key in ("model name", "Hardware", "Model", "Processor"):
         match = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
@@ -99,7 +98,7 @@ def read_cpu_model(root: Path) -> Optional[str]:
     return None
 
 
-def probe(root: Path) -> Dict[str, object]:
+def probe(root: Path) -> dict[str, object]:
     """What a device's sysfs/procfs says about it."""
     dvfs = read_dvfs(root)
     return {

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 from hilbench.core.records import RunRecord
 
 SUMMARY_FIELDS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
 
 
-def run_row(run: RunRecord) -> Dict[str, Any]:
-    row: Dict[str, Any] = {
+def run_row(run: RunRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {
         "device": run.device,
         "model": run.model.name,
         "model_sha256": run.model.sha256,
@@ -65,7 +65,7 @@ def _measurement_fields() -> tuple[str, ...]:
     )
 
 
-def format_ms(value: Optional[float]) -> str:
+def format_ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"

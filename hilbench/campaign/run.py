@@ -7,10 +7,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Protocol, Sequence
+from typing import Protocol
 
 from hilbench.campaign.rwlock import HostCpuLock
 from hilbench.core.errors import HilbenchError
@@ -78,7 +79,7 @@ class Campaign:
         self._store_lock = threading.Lock()
         self.campaign_id = uuid.uuid4().hex
 
-    def jobs_for(self, device: str) -> List[Job]:
+    def jobs_for(self, device: str) -> list[Job]:
         return [Job(uuid.uuid4().hex, device, model) for model in self._models]
 
     def run(self) -> CampaignResult:
@@ -89,7 +90,7 @@ class Campaign:
                 runs = [run for future in futures for run in future.result()]
         return CampaignResult(self.campaign_id, tuple(runs))
 
-    def _run_device(self, device: Device) -> List[RunRecord]:
+    def _run_device(self, device: Device) -> list[RunRecord]:
         runs = []
         for job in self.jobs_for(device.name):
             self._observer.job_started(job)

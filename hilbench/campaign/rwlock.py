@@ -4,8 +4,8 @@ device (whose figures are this CPU's own) holds it alone."""
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import ContextManager, Iterator
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 
 class HostCpuLock:
@@ -38,5 +38,5 @@ class HostCpuLock:
                 self._writer = False
                 self._condition.notify_all()
 
-    def hold(self, exclusive: bool) -> ContextManager[None]:
+    def hold(self, exclusive: bool) -> AbstractContextManager[None]:
         return self.exclusive() if exclusive else self.shared()

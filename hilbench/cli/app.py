@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
 
 import click
 import typer
@@ -26,7 +25,7 @@ app.command("run")(run.run_command)
 app.command("demo")(demo.demo_command)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console script. Exit codes: 0 ok, 1 some jobs failed, 2 bad input."""
     try:
         app(args=argv, prog_name="bench", standalone_mode=False)

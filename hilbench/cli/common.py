@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,7 +12,7 @@ from rich.console import Console
 from hilbench.profiles.store import Store
 
 StoreOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--store",
         envvar="HILBENCH_STORE",
@@ -27,7 +27,7 @@ out = Console(soft_wrap=False)
 err = Console(stderr=True)
 
 
-def open_store(url: Optional[str]) -> Store:
+def open_store(url: str | None) -> Store:
     return Store.open(url)
 
 

@@ -30,7 +30,8 @@ def demo_command(store: StoreOption = None, json_output: JsonOption = False) -> 
             if record.name not in known:
                 register(opened, record)
                 err.print(f"registered {record.name}")
-        devices = [d for d in opened.list_devices() if d.name in {b.name for b in builtin_devices()}]
+        builtin = {b.name for b in builtin_devices()}
+        devices = [d for d in opened.list_devices() if d.name in builtin]
         model = checked_model(demo_model_path(), DEMO_SETTINGS)
         err.print(f"store: {opened.url}")
         result = execute(opened, devices, [model], DEMO_SETTINGS, show_progress=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,7 +20,7 @@ from hilbench.profiles.store import Store
 app = typer.Typer(help="Register, list and inspect devices.", no_args_is_help=True)
 
 
-def probe_info(record: DeviceRecord) -> Dict[str, Any]:
+def probe_info(record: DeviceRecord) -> dict[str, Any]:
     """What the device's agent reports about it (cores, memory, DVFS, runtimes)."""
     with tempfile.TemporaryDirectory(prefix="hilbench-probe-") as workdir:
         return open_device(record, Path(workdir)).probe()
@@ -35,7 +35,7 @@ def register(store: Store, record: DeviceRecord) -> DeviceRecord:
     return probed
 
 
-def device_row(record: DeviceRecord) -> Dict[str, Any]:
+def device_row(record: DeviceRecord) -> dict[str, Any]:
     info = record.info
     domains = info.get("dvfs", {}).get("domains", [])
     return {
@@ -84,7 +84,7 @@ def add_device(
         str, typer.Option("--kind", help=f"One of: {', '.join(DEVICE_KINDS)}.")
     ] = "emulated",
     preset: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--preset", help="Emulated preset: phone, jetson, server or fpga."),
     ] = None,
     store: StoreOption = None,
@@ -130,7 +130,7 @@ def show_device(
         out.print(line)
 
 
-def _describe(info: Dict[str, Any], row: Dict[str, Any], runs: int) -> List[str]:
+def _describe(info: dict[str, Any], row: dict[str, Any], runs: int) -> list[str]:
     lines = [
         f"  class:    {row['class'] or '?'}",
         f"  CPU:      {row['cpu_model'] or '?'} ({row['cpu_count'] or '?'} CPUs)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Tuple
 
 from hilbench.core.errors import SettingsError
 
@@ -19,29 +18,30 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _name_value(item: str, what: str) -> Tuple[str, str]:
+def _name_value(item: str, what: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name.strip() or not value.strip():
         raise SettingsError(f"invalid {what} {item!r}: expected NAME=VALUE")
     return name.strip(), value.strip()
 
 
-def parse_shapes(items: List[str]) -> Dict[str, Tuple[int, ...]]:
+def parse_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
     """``["input_ids=1x128"]`` -> ``{"input_ids": (1, 128)}``."""
-    shapes: Dict[str, Tuple[int, ...]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for item in items:
         name, value = _name_value(item, "shape")
         try:
             shape = tuple(int(d) for d in re.split(r"[x,]", value))
         except ValueError:
-            raise SettingsError(f"invalid shape {item!r}: expected e.g. input=1x3x224x224") from None
+            message = f"invalid shape {item!r}: expected e.g. input=1x3x224x224"
+            raise SettingsError(message) from None
         shapes[name] = shape
     return shapes
 
 
-def parse_dims(items: List[str]) -> Dict[str, int]:
+def parse_dims(items: list[str]) -> dict[str, int]:
     """``["sequence=64"]`` -> ``{"sequence": 64}`` for symbolic (dynamic) dimensions."""
-    dims: Dict[str, int] = {}
+    dims: dict[str, int] = {}
     for item in items:
         name, value = _name_value(item, "dimension")
         if not value.isdigit():

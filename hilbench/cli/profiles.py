@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -24,8 +24,8 @@ SHOW_COLUMNS = (
 
 @app.command("show")
 def show(
-    device: Annotated[Optional[str], typer.Option(help="Only this device.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model name or sha256 prefix.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or sha256 prefix.")] = None,
     limit: Annotated[int, typer.Option(help="Newest N runs.")] = 50,
     store: StoreOption = None,
     json_output: JsonOption = False,
@@ -54,7 +54,7 @@ def show(
     out.print(table)
 
 
-def _number(value: object) -> Optional[float]:
+def _number(value: object) -> float | None:
     """A DataFrame cell as a float, None for missing (NaN/None)."""
     if value is None:
         return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import Dict
 
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -25,9 +24,9 @@ class DeviceProgress:
             transient=False,
         )
         self._jobs = jobs_per_device
-        self._done: Dict[str, int] = {}
+        self._done: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._tasks: Dict[str, TaskID] = {
+        self._tasks: dict[str, TaskID] = {
             device: self.progress.add_task(
                 device, total=float(jobs_per_device), device=device, status="waiting"
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -10,7 +10,7 @@ from rich.text import Text
 from hilbench.campaign.rows import format_ms
 
 
-def results_table(rows: List[Dict[str, Any]]) -> Table:
+def results_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="hilbench results (latency in ms)", title_justify="left")
     for column in ("model", "device", "mean", "p50", "p90", "p99", "std", "min", "max"):
         table.add_column(column, justify="left" if column in ("model", "device") else "right")
@@ -21,7 +21,7 @@ def results_table(rows: List[Dict[str, Any]]) -> Table:
     return table
 
 
-def _cells(row: Dict[str, Any]) -> List[Any]:
+def _cells(row: dict[str, Any]) -> list[Any]:
     device = row["device"] + (" *" if row.get("emulated_figures") else "")
     if row["status"] != "ok":
         return [row["model"], device, *["-"] * 12, Text(f"FAILED: {row['error']}", style="red")]
@@ -45,4 +45,6 @@ def _cells(row: Dict[str, Any]) -> List[Any]:
     ]
 
 
-EMULATED_NOTE = "* emulated device: latency, init, first inference and memory come from its speed model"
+EMULATED_NOTE = (
+    "* emulated device: latency, init, first inference and memory come from its speed model"
+)

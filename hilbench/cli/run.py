@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,8 +24,8 @@ EXIT_JOBS_FAILED = 1
 
 def execute(
     store: Store,
-    devices: List[DeviceRecord],
-    models: List[ModelRecord],
+    devices: list[DeviceRecord],
+    models: list[ModelRecord],
     settings: BenchmarkSettings,
     show_progress: bool,
 ) -> CampaignResult:
@@ -51,13 +51,13 @@ def report(result: CampaignResult, json_output: bool) -> None:
 
 def run_command(
     model: Annotated[
-        List[Path], typer.Option("--model", "-m", help="Model file (.onnx); repeat for several.")
+        list[Path], typer.Option("--model", "-m", help="Model file (.onnx); repeat for several.")
     ],
     devices: Annotated[
         str, typer.Option("--devices", "-d", help="all, NAME[,NAME...] or kind=KIND.")
     ] = "all",
     threads: Annotated[
-        Optional[int], typer.Option(help="Intra-op threads (default: the runtime's).")
+        int | None, typer.Option(help="Intra-op threads (default: the runtime's).")
     ] = None,
     warmup: Annotated[int, typer.Option(help="Warm-up runs discarded after the first.")] = 3,
     min_runs: Annotated[int, typer.Option(help="Minimum timed runs.")] = 20,
@@ -69,10 +69,10 @@ def run_command(
     ] = 0.10,
     batch: Annotated[int, typer.Option(help="Batch size for the first dynamic axis.")] = 1,
     shape: Annotated[
-        Optional[List[str]], typer.Option(help="Input shape NAME=1x128; repeatable.")
+        list[str] | None, typer.Option(help="Input shape NAME=1x128; repeatable.")
     ] = None,
     dim: Annotated[
-        Optional[List[str]], typer.Option(help="Size of a symbolic dimension NAME=64.")
+        list[str] | None, typer.Option(help="Size of a symbolic dimension NAME=64.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated inputs and noise.")] = 0,
     store: StoreOption = None,

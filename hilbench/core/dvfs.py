@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Mapping
 
 from hilbench.core.fields import get_list, get_optional_int, get_optional_str, get_str
 
@@ -13,14 +13,14 @@ class DomainState:
     """One DVFS domain (a CPU cluster, a GPU): frequencies in kHz, governor if known."""
 
     name: str
-    cpus: Tuple[int, ...] = ()
-    governor: Optional[str] = None
-    cur_khz: Optional[int] = None
-    min_khz: Optional[int] = None
-    max_khz: Optional[int] = None
-    available_khz: Tuple[int, ...] = ()
+    cpus: tuple[int, ...] = ()
+    governor: str | None = None
+    cur_khz: int | None = None
+    min_khz: int | None = None
+    max_khz: int | None = None
+    available_khz: tuple[int, ...] = ()
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "cpus": list(self.cpus),
@@ -48,20 +48,20 @@ class DomainState:
 class DvfsState:
     """Every DVFS domain found; empty when the platform exposes none (containers, macOS)."""
 
-    domains: Tuple[DomainState, ...] = ()
+    domains: tuple[DomainState, ...] = ()
 
-    def domain(self, name: str) -> Optional[DomainState]:
+    def domain(self, name: str) -> DomainState | None:
         return next((d for d in self.domains if d.name == name), None)
 
-    def policy(self) -> Tuple[Tuple[str, Optional[str], Optional[int], Optional[int]], ...]:
+    def policy(self) -> tuple[tuple[str, str | None, int | None, int | None], ...]:
         """What makes two measurements comparable: governor and frequency limits per domain.
         The instantaneous frequency is not part of it (it moves under most governors)."""
         return tuple((d.name, d.governor, d.min_khz, d.max_khz) for d in self.domains)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"domains": [d.to_dict() for d in self.domains]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DvfsState:
-        domains: List[DomainState] = [DomainState.from_dict(d) for d in get_list(data, "domains")]
+        domains: list[DomainState] = [DomainState.from_dict(d) for d in get_list(data, "domains")]
         return cls(tuple(domains))

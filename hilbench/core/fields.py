@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Mapping
 
 
 class FieldError(ValueError):
@@ -24,7 +24,7 @@ def get_int(data: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def get_optional_int(data: Mapping[str, Any], key: str) -> Optional[int]:
+def get_optional_int(data: Mapping[str, Any], key: str) -> int | None:
     return None if data.get(key) is None else get_int(data, key)
 
 
@@ -35,7 +35,7 @@ def get_float(data: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
-def get_optional_float(data: Mapping[str, Any], key: str) -> Optional[float]:
+def get_optional_float(data: Mapping[str, Any], key: str) -> float | None:
     return None if data.get(key) is None else get_float(data, key)
 
 
@@ -46,18 +46,18 @@ def get_str(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def get_optional_str(data: Mapping[str, Any], key: str) -> Optional[str]:
+def get_optional_str(data: Mapping[str, Any], key: str) -> str | None:
     return None if data.get(key) is None else get_str(data, key)
 
 
-def get_dict(data: Mapping[str, Any], key: str) -> Dict[str, Any]:
+def get_dict(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = get_field(data, key)
     if not isinstance(value, dict):
         raise FieldError(f"field {key!r} must be an object, got {value!r}")
     return value
 
 
-def get_list(data: Mapping[str, Any], key: str) -> List[Any]:
+def get_list(data: Mapping[str, Any], key: str) -> list[Any]:
     value = get_field(data, key)
     if not isinstance(value, list):
         raise FieldError(f"field {key!r} must be a list, got {value!r}")

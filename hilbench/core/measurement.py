@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Sequence, Tuple
 
 from hilbench.core.dvfs import DvfsState
 from hilbench.core.errors import IncompatibleMeasurementsError
@@ -37,14 +37,14 @@ class Environment:
     runtime_version: str
     execution_provider: str
     model_sha256: str
-    threads: Optional[int]
+    threads: int | None
     input_shapes: InputShapes
     dvfs: DvfsState
     agent_version: str
     python_version: str
     platform: str
     hostname: str
-    emulation: Optional[str] = None
+    emulation: str | None = None
 
     def compatibility_key(self) -> str:
         relevant = {
@@ -59,7 +59,7 @@ class Environment:
         encoded = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(encoded).hexdigest()[:16]
 
-    def differences(self, other: Environment) -> Tuple[str, ...]:
+    def differences(self, other: Environment) -> tuple[str, ...]:
         """Names of the fields that make ``other`` incompatible with this one."""
         pairs = {
             "device": (self.device, other.device),
@@ -75,7 +75,7 @@ class Environment:
         }
         return tuple(name for name, (mine, theirs) in pairs.items() if mine != theirs)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device,
             "device_kind": self.device_kind,
@@ -124,15 +124,15 @@ class Measurement:
 
     environment: Environment
     settings: BenchmarkSettings
-    samples_ns: Tuple[int, ...]
+    samples_ns: tuple[int, ...]
     timed_duration_s: float
     init_ms: float
     first_inference_ms: float
-    peak_memory_mb: Optional[float]
+    peak_memory_mb: float | None
     started_at: float
     finished_at: float
-    emulated_figures: Tuple[str, ...] = ()
-    unavailable_figures: Tuple[str, ...] = ()
+    emulated_figures: tuple[str, ...] = ()
+    unavailable_figures: tuple[str, ...] = ()
 
     @cached_property
     def summary(self) -> LatencySummary:
@@ -142,7 +142,7 @@ class Measurement:
     def verdict(self) -> Verdict:
         return judge(self.summary, self.timed_duration_s, self.settings)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "environment": self.environment.to_dict(),
             "settings": self.settings.to_dict(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any
 
 from hilbench.core.errors import ModelError
 from hilbench.core.measurement import Measurement
@@ -23,9 +23,9 @@ class DeviceRecord:
 
     name: str
     kind: str
-    preset: Optional[str] = None
-    transport: Dict[str, Any] = field(default_factory=dict)
-    info: Dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    transport: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class ModelRecord:
     format: str
     path: str
     size_bytes: int
-    parent_sha256: Optional[str] = None
-    compression: Dict[str, Any] = field(default_factory=dict)
+    parent_sha256: str | None = None
+    compression: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Path) -> ModelRecord:
@@ -71,6 +71,6 @@ class RunRecord:
     status: str
     started_at: float
     finished_at: float
-    measurement: Optional[Measurement] = None
-    error: Optional[str] = None
-    campaign_id: Optional[str] = None
+    measurement: Measurement | None = None
+    error: str | None = None
+    campaign_id: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Mapping, Tuple
 
 from hilbench.core.errors import SettingsError
 from hilbench.core.fields import (
@@ -23,7 +23,7 @@ class BenchmarkSettings:
     and ``min_duration_s`` of timed runs, or when it reaches ``max_runs`` or
     ``max_duration_s`` first (then the verdict says which minimum was missed)."""
 
-    threads: Optional[int] = None
+    threads: int | None = None
     warmup_runs: int = 3
     min_runs: int = 20
     min_duration_s: float = 1.0
@@ -31,8 +31,8 @@ class BenchmarkSettings:
     max_duration_s: float = 60.0
     max_cv: float = 0.10
     batch_size: int = 1
-    dims: Dict[str, int] = field(default_factory=dict)
-    shapes: Dict[str, Shape] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, Shape] = field(default_factory=dict)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -56,7 +56,7 @@ class BenchmarkSettings:
             raise SettingsError(f"maximum runs must be >= 1, got {self.max_runs}")
         if self.batch_size < 1:
             raise SettingsError(f"batch size must be >= 1, got {self.batch_size}")
-        if not 0.0 < self.max_cv:
+        if not self.max_cv > 0.0:
             raise SettingsError(f"maximum coefficient of variation must be > 0, got {self.max_cv}")
 
     def _check_durations(self) -> None:
@@ -65,7 +65,7 @@ class BenchmarkSettings:
         if self.max_duration_s <= 0:
             raise SettingsError(f"maximum duration must be > 0 s, got {self.max_duration_s}")
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "threads": self.threads,
             "warmup_runs": self.warmup_runs,

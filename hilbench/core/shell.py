@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 LineCallback = Callable[[str], None]
 
@@ -31,8 +31,8 @@ class Shell(Protocol):
         argv: Sequence[str],
         *,
         timeout_s: float,
-        stdin: Optional[str] = None,
-        on_stderr_line: Optional[LineCallback] = None,
+        stdin: str | None = None,
+        on_stderr_line: LineCallback | None = None,
     ) -> CommandResult:
         """Run ``argv``; raise ``CommandTimeoutError`` past ``timeout_s``."""
         ...

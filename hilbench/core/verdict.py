@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
 
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import LatencySummary
@@ -13,7 +12,7 @@ from hilbench.core.stats import LatencySummary
 class Verdict:
     """Whether a measurement can be trusted, and if not, every rule it broke."""
 
-    reasons: Tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -29,7 +28,7 @@ class Verdict:
 
 def judge(summary: LatencySummary, timed_duration_s: float, settings: BenchmarkSettings) -> Verdict:
     """Apply the minimum-count, minimum-duration and stability rules."""
-    reasons: List[str] = []
+    reasons: list[str] = []
     if summary.count < settings.min_runs:
         reasons.append(f"too few runs: {summary.count} < {settings.min_runs}")
     if timed_duration_s < settings.min_duration_s:

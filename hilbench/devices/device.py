@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 from hilbench.agents.protocol import PROGRESS_PREFIX, JobSpec, parse_result
 from hilbench.core.errors import AgentError, DeviceError
@@ -43,7 +44,7 @@ class Device:
         return [self.python, "-m", "hilbench.agents", *args]
 
     def job_spec(self, job_id: str, model_path: Path, model_sha256: str, settings: Any) -> JobSpec:
-        emulation: Optional[Dict[str, Any]] = None
+        emulation: dict[str, Any] | None = None
         if self.record.kind == "emulated":
             preset = get_preset(self.record.preset or "")
             emulation = speed_model(preset, self.name, settings.seed)
@@ -75,13 +76,13 @@ class Device:
         _check_exit(result, self.name)
         return parse_result(result.stdout, job.job_id)
 
-    def probe(self) -> Dict[str, Any]:
+    def probe(self) -> dict[str, Any]:
         result = self.shell.run(
             self._agent("probe", "--root", self.sysfs_root), timeout_s=PROBE_TIMEOUT_S
         )
         _check_exit(result, self.name)
         try:
-            info: Dict[str, Any] = json.loads(result.stdout)
+            info: dict[str, Any] = json.loads(result.stdout)
         except ValueError as exc:
             raise AgentError(f"{self.name}: probe answered something that is not JSON") from exc
         if self.record.kind == "emulated":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any
 
 from hilbench.agents.emulation import SpeedModel
 from hilbench.devices.presets import Cluster, EmulatedPreset
@@ -54,7 +54,7 @@ def write_sysfs(preset: EmulatedPreset, root: Path) -> Path:
     return root
 
 
-def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> Dict[str, Any]:
+def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str, Any]:
     """The job's emulation spec; noise is seeded by the device name and the run's seed."""
     return SpeedModel(
         preset=preset.name,

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, List, Optional, Sequence
+from typing import IO
 
 from hilbench.core.errors import CommandTimeoutError, TransportError
 from hilbench.core.shell import CommandResult, LineCallback
@@ -25,8 +26,8 @@ class LocalShell:
         argv: Sequence[str],
         *,
         timeout_s: float,
-        stdin: Optional[str] = None,
-        on_stderr_line: Optional[LineCallback] = None,
+        stdin: str | None = None,
+        on_stderr_line: LineCallback | None = None,
     ) -> CommandResult:
         start = time.perf_counter()
         try:
@@ -40,8 +41,8 @@ class LocalShell:
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
-        stdout_lines: List[str] = []
-        stderr_lines: List[str] = []
+        stdout_lines: list[str] = []
+        stderr_lines: list[str] = []
         pumps = [
             threading.Thread(target=_pump, args=(process.stdout, stdout_lines, None)),
             threading.Thread(target=_pump, args=(process.stderr, stderr_lines, on_stderr_line)),
@@ -74,7 +75,7 @@ class LocalShell:
             raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _feed(process: subprocess.Popen[str], text: Optional[str]) -> None:
+def _feed(process: subprocess.Popen[str], text: str | None) -> None:
     if process.stdin is None:
         return
     try:
@@ -85,7 +86,7 @@ def _feed(process: subprocess.Popen[str], text: Optional[str]) -> None:
         pass  # the command exited without reading its input; its exit code tells why
 
 
-def _pump(stream: Optional[IO[str]], sink: List[str], callback: Optional[LineCallback]) -> None:
+def _pump(stream: IO[str] | None, sink: list[str], callback: LineCallback | None) -> None:
     if stream is None:
         return
     for line in stream:

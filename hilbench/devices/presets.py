@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
 
 from hilbench.core.errors import DeviceError
 
@@ -13,7 +12,7 @@ class Cluster:
     """CPUs that share one frequency (one cpufreq policy)."""
 
     cores: int
-    frequencies_khz: Tuple[int, ...]
+    frequencies_khz: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class EmulatedPreset:
     description: str
     cpu_model: str
     memory_mb: int
-    clusters: Tuple[Cluster, ...]
+    clusters: tuple[Cluster, ...]
     run_cluster: int
     slowdown: float
     parallel_fraction: float
@@ -37,11 +36,11 @@ class EmulatedPreset:
         return sum(c.cores for c in self.clusters[:cluster_index])
 
 
-def _levels(*mhz: int) -> Tuple[int, ...]:
+def _levels(*mhz: int) -> tuple[int, ...]:
     return tuple(f * 1000 for f in mhz)
 
 
-PRESETS: Dict[str, EmulatedPreset] = {
+PRESETS: dict[str, EmulatedPreset] = {
     preset.name: preset
     for preset in (
         EmulatedPreset(

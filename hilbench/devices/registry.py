@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from hilbench.core.errors import DeviceError, UnknownDeviceError
 from hilbench.core.records import DEVICE_KINDS, DeviceRecord
@@ -14,7 +14,7 @@ LOCAL_DEVICE = "local"
 EMULATED_PREFIX = "emu-"
 
 
-def new_device_record(name: str, kind: str, preset: Optional[str] = None) -> DeviceRecord:
+def new_device_record(name: str, kind: str, preset: str | None = None) -> DeviceRecord:
     """Validate a device definition; ``DeviceError`` says what is wrong."""
     if not NAME_PATTERN.match(name):
         raise DeviceError(
@@ -34,7 +34,7 @@ def new_device_record(name: str, kind: str, preset: Optional[str] = None) -> Dev
     return DeviceRecord(name=name, kind=kind, preset=preset)
 
 
-def builtin_devices() -> List[DeviceRecord]:
+def builtin_devices() -> list[DeviceRecord]:
     """This machine's CPU and one emulated device per preset."""
     records = [new_device_record(LOCAL_DEVICE, "local")]
     records += [
@@ -47,7 +47,7 @@ def _matches_kind(record: DeviceRecord, wanted: str) -> bool:
     return wanted in (record.kind, record.preset, record.info.get("class"))
 
 
-def select_devices(registered: Sequence[DeviceRecord], spec: str) -> List[DeviceRecord]:
+def select_devices(registered: Sequence[DeviceRecord], spec: str) -> list[DeviceRecord]:
     """``all``, ``a,b`` or ``kind=phone`` (kind, preset or device class)."""
     spec = spec.strip()
     if spec == "all":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Mapping, Protocol, Sequence, Union
 
 Dim = Union[int, str, None]
 
@@ -16,7 +16,7 @@ class TensorSpec:
 
     name: str
     dtype: str
-    shape: Tuple[Dim, ...]
+    shape: tuple[Dim, ...]
 
 
 class LoadedModel(Protocol):
@@ -31,11 +31,11 @@ class LoadedModel(Protocol):
         ...
 
     @property
-    def threads(self) -> Optional[int]:
+    def threads(self) -> int | None:
         """Intra-op threads in use (None: the runtime's default)."""
         ...
 
-    def run(self, feeds: Dict[str, Any]) -> None: ...
+    def run(self, feeds: dict[str, Any]) -> None: ...
 
 
 class Runner(Protocol):
@@ -45,6 +45,6 @@ class Runner(Protocol):
 
     def version(self) -> str: ...
 
-    def load(self, path: Path, threads: Optional[int], execution_provider: str) -> LoadedModel:
+    def load(self, path: Path, threads: int | None, execution_provider: str) -> LoadedModel:
         """Load ``path``; raise ``ModelError`` if the runtime refuses it."""
         ...

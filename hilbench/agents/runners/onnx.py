@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Mapping, Sequence
 
 from hilbench.agents.runners.base import Dim, TensorSpec
 from hilbench.core.errors import ModelError
@@ -38,7 +38,7 @@ _ORT_ERROR_NAMES = (
 )
 
 
-def _ort_errors() -> Tuple[Type[Exception], ...]:
+def _ort_errors() -> tuple[type[Exception], ...]:
     """onnxruntime's exception classes (they derive from Exception, not RuntimeError)."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
@@ -51,9 +51,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def parse_default_dims(text: str) -> Dict[str, int]:
+def parse_default_dims(text: str) -> dict[str, int]:
     """``"batch=1,sequence=128"`` -> ``{"batch": 1, "sequence": 128}``; ignores junk."""
-    dims: Dict[str, int] = {}
+    dims: dict[str, int] = {}
     for item in text.split(","):
         name, _, value = item.partition("=")
         if name.strip() and value.strip().isdigit():
@@ -64,7 +64,7 @@ def parse_default_dims(text: str) -> Dict[str, int]:
 class OnnxModel:
     """An onnxruntime InferenceSession with its input signature."""
 
-    def __init__(self, session: Any, path: Path, threads: Optional[int]) -> None:
+    def __init__(self, session: Any, path: Path, threads: int | None) -> None:
         self._session = session
         self._path = path
         self._errors = _ort_errors()
@@ -81,7 +81,7 @@ class OnnxModel:
                 f"{path.name}: input {arg.name!r} has type {arg.type}, "
                 "which hilbench cannot generate data for"
             )
-        shape: List[Dim] = [d if isinstance(d, (int, str)) else None for d in arg.shape]
+        shape: list[Dim] = [d if isinstance(d, (int, str)) else None for d in arg.shape]
         return TensorSpec(name=arg.name, dtype=dtype, shape=tuple(shape))
 
     @property
@@ -93,10 +93,10 @@ class OnnxModel:
         return self._default_dims
 
     @property
-    def threads(self) -> Optional[int]:
+    def threads(self) -> int | None:
         return self._threads
 
-    def run(self, feeds: Dict[str, Any]) -> None:
+    def run(self, feeds: dict[str, Any]) -> None:
         try:
             self._session.run(None, feeds)
         except self._errors as exc:
@@ -113,7 +113,7 @@ class OnnxRuntimeRunner:
 
         return str(onnxruntime.__version__)
 
-    def load(self, path: Path, threads: Optional[int], execution_provider: str) -> OnnxModel:
+    def load(self, path: Path, threads: int | None, execution_provider: str) -> OnnxModel:
         import onnxruntime
 
         if not path.is_file():
@@ -134,5 +134,6 @@ class OnnxRuntimeRunner:
                 str(path), sess_options=options, providers=[execution_provider]
             )
         except _ort_errors() as exc:
-            raise ModelError(f"{path.name}: onnxruntime cannot load it: {_first_line(exc)}") from exc
+            message = f"{path.name}: onnxruntime cannot load it: {_first_line(exc)}"
+            raise ModelError(message) from exc
         return OnnxModel(session, path, threads)
