@@ -26,7 +26,7 @@ def _find_python38() -> str | None:
         probe = subprocess.run(
             [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 8))"],
             capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        )
         if probe.stdout.strip() == "True":
             return candidate
     return None
@@ -38,7 +38,8 @@ pytestmark = pytest.mark.skipif(PYTHON38 is None, reason="no python3.8 interpret
 
 
 def test_agent_and_core_compile_on_python38() -> None:
-    files = sorted(str(p) for d in ("core", "agents") for p in (ROOT / "hilbench" / d).rglob("*.py"))
+    packages = [ROOT / "hilbench" / "core", ROOT / "hilbench" / "agents"]
+    files = sorted(str(p) for package in packages for p in package.rglob("*.py"))
     result = subprocess.run(
         [str(PYTHON38), "-m", "py_compile", *files], capture_output=True, text=True, check=False
     )
@@ -50,7 +51,7 @@ def test_agent_probe_runs_on_python38(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(PYTHON38), "-m", "hilbench.agents", "probe", "--root", str(root)],
         capture_output=True, text=True, check=False, cwd=ROOT, env={"PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["cpu_count"] == 6 and info["python_version"].startswith("3.8")

@@ -28,7 +28,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('store')}/profiles.db"
     for args in (["local", "--kind", "local"], ["phone", "--preset", "phone"],
-                 ["board", "--preset", "jetson"]):  # fmt: skip
+                 ["board", "--preset", "jetson"]):
         assert bench("devices", "add", *args, store=url).returncode == 0
     return url
 
@@ -42,7 +42,7 @@ def test_run_on_all_devices_gives_one_row_per_model_and_device(
 ) -> None:
     before = len(stored_runs(store))
     rows = bench_json("run", "--model", str(models["mlp"]), "--model", str(models["small"]),
-                      "--devices", "all", *QUICK, store=store)  # fmt: skip
+                      "--devices", "all", *QUICK, store=store)
     assert sorted((r["model"], r["device"]) for r in rows) == [
         (m, d) for m in ("mlp", "small") for d in ("board", "local", "phone")
     ]
@@ -67,7 +67,7 @@ def test_devices_by_kind_and_by_name(store: str, models: dict[str, Path]) -> Non
     by_kind = bench_json("run", "-m", str(models["small"]), "-d", "kind=phone", *QUICK, store=store)
     assert [r["device"] for r in by_kind] == ["phone"]
     by_names = bench_json("run", "-m", str(models["small"]), "-d", "local,board", *QUICK,
-                          store=store)  # fmt: skip
+                          store=store)
     assert sorted(r["device"] for r in by_names) == ["board", "local"]
 
 
@@ -75,20 +75,20 @@ def test_threads_batch_and_shapes_are_applied_and_recorded(
     store: str, models: dict[str, Path]
 ) -> None:
     rows = bench_json("run", "-m", str(models["small"]), "-d", "local", "--threads", "1",
-                      "--batch", "4", *QUICK, store=store)  # fmt: skip
+                      "--batch", "4", *QUICK, store=store)
     assert rows[0]["threads"] == 1 and rows[0]["input_shapes"] == {"x": [4, 128]}
     rows = bench_json("run", "-m", str(models["small"]), "-d", "local", "--shape", "x=3x128",
-                      *QUICK, store=store)  # fmt: skip
+                      *QUICK, store=store)
     assert rows[0]["input_shapes"] == {"x": [3, 128]}
 
 
 def test_verdict_names_the_rule_that_failed(store: str, models: dict[str, Path]) -> None:
     rows = bench_json("run", "-m", str(models["small"]), "-d", "local", "--min-runs", "100000",
-                      "--max-time", "20ms", store=store)  # fmt: skip
+                      "--max-time", "20ms", store=store)
     assert rows[0]["verdict"] == "INVALID"
     assert rows[0]["reasons"][0].startswith("too few runs: ")
     table = bench("run", "-m", str(models["small"]), "-d", "local", "--min-runs", "5",
-                  "--max-runs", "5", "--min-time", "10s", store=store)  # fmt: skip
+                  "--max-runs", "5", "--min-time", "10s", store=store)
     assert table.returncode == 0
     assert "INVALID: too short" in table.stdout.replace("\n", " ").replace("│", "")
 

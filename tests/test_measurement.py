@@ -19,7 +19,7 @@ ENV = Environment(
                                 2419000, (710000, 2419000)),)),
     agent_version="0.1.0", python_version="3.11.7", platform="Linux", hostname="lab",
     emulation="phone",
-)  # fmt: skip
+)
 SETTINGS = BenchmarkSettings(min_runs=3, min_duration_s=0.0)
 
 
@@ -28,7 +28,7 @@ def measurement(samples: tuple[int, ...], env: Environment = ENV) -> Measurement
         environment=env, settings=SETTINGS, samples_ns=samples,
         timed_duration_s=sum(samples) / 1e9, init_ms=12.0, first_inference_ms=3.0,
         peak_memory_mb=80.0, started_at=1.0, finished_at=2.0,
-    )  # fmt: skip
+    )
 
 
 def test_compatible_runs_pool_their_raw_samples() -> None:

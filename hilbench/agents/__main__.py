@@ -43,8 +43,8 @@ def _probe(root: str) -> int:
     return 0
 
 
-def _runtimes() -> dict:
-    found = {}
+def _runtimes() -> dict[str, dict[str, object]]:
+    found: dict[str, dict[str, object]] = {}
     try:
         import onnxruntime
     except ImportError:

@@ -44,7 +44,7 @@ def _policy_dirs(root: Path) -> list[Path]:
     if policies:
         return policies
     per_cpu = sorted(base.glob("cpu[0-9]*/cpufreq"), key=lambda p: int(p.parent.name[3:]))
-    seen: set = set()
+    seen: set[tuple[int, ...]] = set()
     unique: list[Path] = []
     for directory in per_cpu:
         cpus = parse_cpu_list(_read(directory / "related_cpus") or directory.parent.name[3:])

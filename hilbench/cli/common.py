@@ -23,8 +23,10 @@ StoreOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
-out = Console(soft_wrap=False)
-err = Console(stderr=True)
+# Piped output (files, CI logs, other tools) gets wide tables rather than truncated cells.
+PIPED_WIDTH = 240
+out = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else PIPED_WIDTH)
 
 
 def open_store(url: str | None) -> Store:

@@ -19,7 +19,7 @@ FORMATS = ("csv", "parquet")
 SHOW_COLUMNS = (
     "run_id", "device", "model", "status", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
     "count", "verdict", "reasons", "error", "started_at",
-)  # fmt: skip
+)
 
 
 @app.command("show")
@@ -50,7 +50,7 @@ def show(
             *(format_ms(_number(row[c])) for c in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")),
             "-" if _number(row["count"]) is None else str(int(row["count"])),
             verdict,
-        )  # fmt: skip
+        )
     out.print(table)
 
 

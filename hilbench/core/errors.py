@@ -53,6 +53,10 @@ class SchemaTooNewError(StoreError, UserError):
     """The store was written by a newer hilbench; this one refuses to touch it."""
 
 
+class NotAStoreError(StoreError, UserError):
+    """The database holds tables that are not a hilbench store."""
+
+
 class ImportFormatError(StoreError, UserError):
     """A file given to ``profiles import`` does not have the export layout."""
 

@@ -1,0 +1,50 @@
+"""Schema versions. A new store is created at the latest version (create-all + stamp);
+an older one is upgraded step by step in one transaction; a newer one is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, inspect, select
+
+from hilbench.core.errors import NotAStoreError, SchemaTooNewError
+from hilbench.profiles.schema import metadata, schema_version
+
+LATEST_VERSION = 1
+
+# (version reached, step from the version before). Version 1 is the base schema.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = []
+
+
+def stored_version(connection: Connection) -> int | None:
+    """The store's schema version, or None for an empty database."""
+    tables = set(inspect(connection).get_table_names())
+    if "schema_version" not in tables:
+        return None
+    return connection.execute(select(schema_version.c.version)).scalar()
+
+
+def migrate(connection: Connection, url: str) -> int:
+    """Bring the store at ``url`` to LATEST_VERSION; returns the version found."""
+    tables = set(inspect(connection).get_table_names())
+    if "schema_version" not in tables:
+        if tables:
+            raise NotAStoreError(
+                f"{url} holds tables that are not a hilbench store "
+                f"({', '.join(sorted(tables)[:5])}); use an empty database"
+            )
+        metadata.create_all(connection)
+        connection.execute(schema_version.insert().values(version=LATEST_VERSION))
+        return 0
+    version = connection.execute(select(schema_version.c.version)).scalar() or 0
+    if version > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"store at {url} has schema version {version}; this hilbench understands up to "
+            f"{LATEST_VERSION}: upgrade hilbench"
+        )
+    for target, step in MIGRATIONS:
+        if target > version:
+            step(connection)
+    if version < LATEST_VERSION:
+        connection.execute(schema_version.update().values(version=LATEST_VERSION))
+    return version

@@ -1,0 +1,113 @@
+"""The profile store's tables (SQLAlchemy Core). Times are epoch seconds (float)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("preset", String(64)),
+    Column("transport", JSON, nullable=False),
+    Column("info", JSON, nullable=False),
+    Column("added_at", Float, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("parent_sha256", String(64)),
+    Column("compression", JSON, nullable=False),
+    Column("added_at", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", String(64), nullable=False, unique=True),
+    Column("campaign_id", String(64)),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="SET NULL")),
+    Column("device_name", String(64), nullable=False),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("settings", JSON, nullable=False),
+    Column("environment", JSON),
+    Column("env_key", String(32)),
+    Column("runtime", String(64)),
+    Column("runtime_version", String(64)),
+    Column("execution_provider", String(64)),
+    Column("threads", Integer),
+    Column("dvfs", JSON),
+    Column("agent_version", String(32)),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Index("ix_runs_device_name", "device_name"),
+    Index("ix_runs_model_id", "model_id"),
+    Index("ix_runs_env_key", "env_key"),
+)
+
+measurements = Table(
+    "measurements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False,
+           unique=True),
+    Column("count", Integer, nullable=False),
+    Column("mean_ms", Float, nullable=False),
+    Column("p50_ms", Float, nullable=False),
+    Column("p90_ms", Float, nullable=False),
+    Column("p99_ms", Float, nullable=False),
+    Column("std_ms", Float, nullable=False),
+    Column("min_ms", Float, nullable=False),
+    Column("max_ms", Float, nullable=False),
+    Column("cv", Float, nullable=False),
+    Column("timed_duration_s", Float, nullable=False),
+    Column("init_ms", Float, nullable=False),
+    Column("first_inference_ms", Float, nullable=False),
+    Column("peak_memory_mb", Float),
+    Column("verdict", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("emulated_figures", JSON, nullable=False),
+    Column("unavailable_figures", JSON, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("latency_ns", BigInteger, nullable=False),
+)

@@ -1,0 +1,437 @@
+"""The profile store: devices, models, runs, measurements and raw samples, in SQLite or
+PostgreSQL through SQLAlchemy. Queries return pandas DataFrames."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pandas
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from hilbench.core.errors import (
+    DuplicateDeviceError,
+    StoreError,
+    StoreUnreachableError,
+    UnknownDeviceError,
+)
+from hilbench.core.measurement import Environment, Measurement, combine
+from hilbench.core.records import RUN_OK, DeviceRecord, ModelRecord, RunRecord
+from hilbench.core.settings import BenchmarkSettings
+from hilbench.profiles.location import default_store_url
+from hilbench.profiles.migrations import migrate
+from hilbench.profiles.schema import devices, measurements, models, runs, samples
+
+POSTGRES_CONNECT_TIMEOUT_S = 5
+SUMMARY_COLUMNS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
+                   "max_ms", "cv", "init_ms", "first_inference_ms", "peak_memory_mb")
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of a driver's message, without SQLAlchemy's SQL and links."""
+    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+    text = str(cause).strip() or type(cause).__name__
+    return text.splitlines()[0]
+
+
+def _engine_url(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_engine(parsed: URL) -> Engine:
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args = (
+        {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        if parsed.get_backend_name() == "postgresql"
+        else {}
+    )
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """Open with ``Store.open(url)``; every write is one transaction."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self._engine = engine
+        self._url = url
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Connect and migrate; ``StoreUnreachableError`` if the URL cannot be used."""
+        text = url or default_store_url()
+        try:
+            parsed = _engine_url(text)
+        except ArgumentError as exc:
+            raise StoreUnreachableError(f"invalid store URL {text!r}: {_short(exc)}") from exc
+        masked = parsed.render_as_string(hide_password=True)
+        try:
+            engine = _create_engine(parsed)
+            with engine.begin() as connection:
+                migrate(connection, masked)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise StoreUnreachableError(
+                f"cannot open store {masked}: unknown database driver {parsed.drivername!r}"
+            ) from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnreachableError(f"cannot open store {masked}: {_short(exc)}") from exc
+        return cls(engine, masked)
+
+    @property
+    def url(self) -> str:
+        """The store URL with its password masked."""
+        return self._url
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {self._url}: write failed: {_short(exc)}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {self._url}: read failed: {_short(exc)}") from exc
+
+    # devices -----------------------------------------------------------------------------
+
+    def add_device(self, device: DeviceRecord) -> None:
+        """Register ``device``; ``DuplicateDeviceError`` if the name is taken."""
+        duplicate = DuplicateDeviceError(f"device {device.name} is already registered")
+        try:
+            with self._write() as connection:
+                if _device_id(connection, device.name) is not None:
+                    raise duplicate
+                connection.execute(
+                    insert(devices).values(
+                        name=device.name, kind=device.kind, preset=device.preset,
+                        transport=device.transport, info=device.info, added_at=time.time(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise duplicate from exc
+
+    def get_device(self, name: str) -> DeviceRecord:
+        with self._read() as connection:
+            row = connection.execute(select(devices).where(devices.c.name == name)).first()
+            if row is None:
+                raise self._unknown(connection, name)
+        return _device_record(row._mapping)
+
+    def list_devices(self) -> list[DeviceRecord]:
+        with self._read() as connection:
+            rows = connection.execute(select(devices).order_by(devices.c.name)).all()
+        return [_device_record(row._mapping) for row in rows]
+
+    def remove_device(self, name: str) -> None:
+        """Unregister a device; its runs stay (with the device's name)."""
+        with self._write() as connection:
+            removed = connection.execute(devices.delete().where(devices.c.name == name))
+            if removed.rowcount == 0:
+                raise self._unknown(connection, name)
+
+    def update_device_info(self, name: str, info: dict[str, Any]) -> None:
+        with self._write() as connection:
+            updated = connection.execute(
+                devices.update().where(devices.c.name == name).values(info=info)
+            )
+            if updated.rowcount == 0:
+                raise self._unknown(connection, name)
+
+    @staticmethod
+    def _unknown(connection: Connection, name: str) -> UnknownDeviceError:
+        names = connection.execute(select(devices.c.name).order_by(devices.c.name)).scalars()
+        return UnknownDeviceError(
+            f"unknown device {name}; registered: {', '.join(names) or 'none'}"
+        )
+
+    # models and runs ---------------------------------------------------------------------
+
+    def add_model(self, model: ModelRecord) -> None:
+        """Record a model; a model already known by its sha256 is kept as it is."""
+        with self._write() as connection:
+            _model_id(connection, model)
+
+    def save_run(self, run: RunRecord) -> bool:
+        """Store a run with its measurement and every raw sample, all or nothing.
+        Returns False when a run with this ``run_id`` is already stored."""
+        return self.save_runs([run]) == 1
+
+    def save_runs(self, records: Sequence[RunRecord]) -> int:
+        """Store several runs in one transaction; returns how many were new."""
+        with self._write() as connection:
+            return sum(_insert_run(connection, run) for run in records)
+
+    # queries -----------------------------------------------------------------------------
+
+    def runs(self, device: str | None = None, model: str | None = None) -> pandas.DataFrame:
+        """One row per run, newest first, with its summary and verdict (NaN when failed)."""
+        query = _runs_query()
+        if device is not None:
+            query = query.where(runs.c.device_name == device)
+        if model is not None:
+            query = query.where((models.c.name == model) | models.c.sha256.startswith(model))
+        with self._read() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        frame = pandas.DataFrame(rows, columns=list(query.selected_columns.keys()))
+        for column in ("reasons", "emulated_figures"):
+            separator = "; " if column == "reasons" else ","
+            frame[column] = [separator.join(v) if v else "" for v in frame[column]]
+        return frame
+
+    def samples(self, run_id: str) -> pandas.DataFrame:
+        """The raw latencies of one run, in the order they were measured."""
+        query = (
+            select(runs.c.run_id, samples.c.idx, (samples.c.latency_ns / 1e6).label("latency_ms"))
+            .join(runs, runs.c.id == samples.c.run_id)
+            .where(runs.c.run_id == run_id)
+            .order_by(samples.c.idx)
+        )
+        with self._read() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        return pandas.DataFrame(rows, columns=["run_id", "idx", "latency_ms"])
+
+    def measurement(self, run_id: str) -> Measurement:
+        """Rebuild a stored measurement, raw samples included."""
+        with self._read() as connection:
+            found = _load_measurements(connection, [run_id])
+        if run_id not in found:
+            raise StoreError(f"no measurement stored for run {run_id}")
+        return found[run_id]
+
+    def run_records(self) -> list[RunRecord]:
+        """Every stored run as a record (used by export)."""
+        with self._read() as connection:
+            rows = connection.execute(_records_query()).all()
+            loaded = _load_measurements(connection, [r.run_id for r in rows if r.status == RUN_OK])
+        return [_run_record(row._mapping, loaded.get(row.run_id)) for row in rows]
+
+    def pooled(self, device: str, model_sha256: str) -> Measurement:
+        """All successful runs of a model on a device as one measurement; raises
+        ``IncompatibleMeasurementsError`` when they were taken in different environments."""
+        query = (
+            select(runs.c.run_id)
+            .join(models, models.c.id == runs.c.model_id)
+            .where(runs.c.device_name == device, models.c.sha256 == model_sha256,
+                   runs.c.status == RUN_OK)
+            .order_by(runs.c.started_at)
+        )
+        with self._read() as connection:
+            run_ids = list(connection.execute(query).scalars())
+            loaded = _load_measurements(connection, run_ids)
+        if not loaded:
+            raise StoreError(f"no successful run of model {model_sha256[:12]} on {device}")
+        return combine([loaded[r] for r in run_ids])
+
+    def sample_count(self) -> int:
+        with self._read() as connection:
+            return int(connection.execute(select(func.count()).select_from(samples)).scalar() or 0)
+
+
+# ---- rows <-> records -------------------------------------------------------------------
+
+
+def _device_id(connection: Connection, name: str) -> int | None:
+    return connection.execute(select(devices.c.id).where(devices.c.name == name)).scalar()
+
+
+def _device_record(row: Any) -> DeviceRecord:
+    return DeviceRecord(
+        name=row["name"], kind=row["kind"], preset=row["preset"],
+        transport=dict(row["transport"] or {}), info=dict(row["info"] or {}),
+    )
+
+
+def _model_id(connection: Connection, model: ModelRecord) -> int:
+    query = select(models.c.id).where(models.c.sha256 == model.sha256)
+    found = connection.execute(query).scalar()
+    if found is not None:
+        return int(found)
+    values = {
+        "sha256": model.sha256, "name": model.name, "format": model.format, "path": model.path,
+        "size_bytes": model.size_bytes, "parent_sha256": model.parent_sha256,
+        "compression": model.compression, "added_at": time.time(),
+    }
+    try:
+        with connection.begin_nested():
+            return _inserted_id(connection.execute(insert(models).values(**values)))
+    except IntegrityError:  # another writer added the same model just now
+        return int(connection.execute(query).scalar_one())
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("the database did not return the new row's id")
+    return int(key[0])
+
+
+def _insert_run(connection: Connection, run: RunRecord) -> int:
+    exists = connection.execute(select(runs.c.id).where(runs.c.run_id == run.run_id)).first()
+    if exists is not None:
+        return 0
+    measurement = run.measurement
+    environment = measurement.environment if measurement else None
+    values: dict[str, Any] = {
+        "run_id": run.run_id, "campaign_id": run.campaign_id,
+        "device_id": _device_id(connection, run.device), "device_name": run.device,
+        "model_id": _model_id(connection, run.model), "status": run.status, "error": run.error,
+        "settings": run.settings.to_dict(), "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
+    if environment is not None:
+        values.update(_environment_columns(environment))
+    run_pk = _inserted_id(connection.execute(insert(runs).values(**values)))
+    if measurement is not None:
+        _insert_measurement(connection, run_pk, measurement)
+    return 1
+
+
+def _environment_columns(environment: Environment) -> dict[str, Any]:
+    return {
+        "environment": environment.to_dict(), "env_key": environment.compatibility_key(),
+        "runtime": environment.runtime, "runtime_version": environment.runtime_version,
+        "execution_provider": environment.execution_provider, "threads": environment.threads,
+        "dvfs": environment.dvfs.to_dict(),
+    }
+
+
+def _insert_measurement(connection: Connection, run_pk: int, measurement: Measurement) -> None:
+    summary = measurement.summary
+    verdict = measurement.verdict
+    connection.execute(
+        insert(measurements).values(
+            run_id=run_pk, count=summary.count, mean_ms=summary.mean_ms, p50_ms=summary.p50_ms,
+            p90_ms=summary.p90_ms, p99_ms=summary.p99_ms, std_ms=summary.std_ms,
+            min_ms=summary.min_ms, max_ms=summary.max_ms, cv=summary.cv,
+            timed_duration_s=measurement.timed_duration_s, init_ms=measurement.init_ms,
+            first_inference_ms=measurement.first_inference_ms,
+            peak_memory_mb=measurement.peak_memory_mb, verdict=verdict.label,
+            reasons=list(verdict.reasons), emulated_figures=list(measurement.emulated_figures),
+            unavailable_figures=list(measurement.unavailable_figures),
+            started_at=measurement.started_at, finished_at=measurement.finished_at,
+        )
+    )
+    rows = [{"run_id": run_pk, "idx": i, "latency_ns": ns}
+            for i, ns in enumerate(measurement.samples_ns)]
+    connection.execute(insert(samples), rows)
+
+
+def _runs_query() -> Any:
+    return (
+        select(
+            runs.c.run_id, runs.c.campaign_id, runs.c.device_name.label("device"),
+            models.c.name.label("model"), models.c.sha256.label("model_sha256"), runs.c.status,
+            runs.c.error, runs.c.runtime, runs.c.runtime_version, runs.c.threads, runs.c.env_key,
+            runs.c.started_at, runs.c.finished_at,
+            *(measurements.c[name] for name in SUMMARY_COLUMNS),
+            measurements.c.verdict, measurements.c.reasons, measurements.c.emulated_figures,
+        )
+        .join(models, models.c.id == runs.c.model_id)
+        .outerjoin(measurements, measurements.c.run_id == runs.c.id)
+        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    )
+
+
+def _records_query() -> Any:
+    return (
+        select(runs, models.c.sha256, models.c.name.label("model_name"), models.c.format,
+               models.c.path, models.c.size_bytes, models.c.parent_sha256, models.c.compression)
+        .join(models, models.c.id == runs.c.model_id)
+        .order_by(runs.c.started_at, runs.c.id)
+    )
+
+
+def _load_measurements(connection: Connection, run_ids: Iterable[str]) -> dict[str, Measurement]:
+    wanted = list(run_ids)
+    if not wanted:
+        return {}
+    query = (
+        select(runs.c.id, runs.c.run_id, runs.c.settings, runs.c.environment, measurements)
+        .join(measurements, measurements.c.run_id == runs.c.id)
+        .where(runs.c.run_id.in_(wanted))
+    )
+    found: dict[str, Measurement] = {}
+    for row in connection.execute(query):
+        latencies = connection.execute(
+            select(samples.c.latency_ns).where(samples.c.run_id == row.id).order_by(samples.c.idx)
+        ).scalars()
+        found[row.run_id] = _measurement(row._mapping, tuple(int(v) for v in latencies))
+    return found
+
+
+def _measurement(row: Any, latencies: tuple[int, ...]) -> Measurement:
+    return Measurement(
+        environment=Environment.from_dict(row["environment"]),
+        settings=BenchmarkSettings.from_dict(row["settings"]), samples_ns=latencies,
+        timed_duration_s=row["timed_duration_s"], init_ms=row["init_ms"],
+        first_inference_ms=row["first_inference_ms"], peak_memory_mb=row["peak_memory_mb"],
+        started_at=row["started_at"], finished_at=row["finished_at"],
+        emulated_figures=tuple(row["emulated_figures"]),
+        unavailable_figures=tuple(row["unavailable_figures"]),
+    )
+
+
+def _run_record(row: Any, measurement: Measurement | None) -> RunRecord:
+    model = ModelRecord(
+        sha256=row["sha256"], name=row["model_name"], format=row["format"], path=row["path"],
+        size_bytes=row["size_bytes"], parent_sha256=row["parent_sha256"],
+        compression=dict(row["compression"] or {}),
+    )
+    return RunRecord(
+        run_id=row["run_id"], device=row["device_name"], model=model,
+        settings=BenchmarkSettings.from_dict(row["settings"]), status=row["status"],
+        started_at=row["started_at"], finished_at=row["finished_at"], measurement=measurement,
+        error=row["error"], campaign_id=row["campaign_id"],
+    )
