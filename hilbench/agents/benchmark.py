@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from hilbench.agents.runners.base import LoadedModel
 from hilbench.core.settings import BenchmarkSettings
@@ -13,17 +13,22 @@ ProgressCallback = Callable[[str, float], None]
 PROGRESS_INTERVAL_NS = 100_000_000
 
 
-class Clock(Protocol):
-    """Turns a latency measured on this machine into the device's latency."""
+T = TypeVar("T")
 
-    def convert_ns(self, host_ns: int, pace: bool = True) -> int: ...
+
+class Clock(Protocol):
+    """Times a call on this machine and says how long it took on the device."""
+
+    def time_call(self, call: Callable[[], T], pace: bool = True) -> tuple[T, int]: ...
 
 
 class HostClock:
-    """A real device: the measured latency is the device's latency."""
+    """A real device: wall time around the call, with ``time.perf_counter_ns``."""
 
-    def convert_ns(self, host_ns: int, pace: bool = True) -> int:
-        return host_ns
+    def time_call(self, call: Callable[[], T], pace: bool = True) -> tuple[T, int]:
+        start = time.perf_counter_ns()
+        result = call()
+        return result, time.perf_counter_ns() - start
 
 
 @dataclass(frozen=True)
@@ -37,9 +42,7 @@ class Timings:
 
 
 def _time_one(model: LoadedModel, feeds: dict[str, Any], clock: Clock) -> int:
-    start = time.perf_counter_ns()
-    model.run(feeds)
-    return clock.convert_ns(time.perf_counter_ns() - start)
+    return clock.time_call(lambda: model.run(feeds))[1]
 
 
 def _progress_fraction(settings: BenchmarkSettings, runs: int, timed_ns: int) -> float:

@@ -1,15 +1,18 @@
 """The speed model of an emulated device.
 
-An emulated device runs the real model on the host's CPU (one host thread) and turns each
-measured latency into the device's latency:
+An emulated device runs the real model on the host's CPU (one host thread) and turns the
+CPU time each inference took on this machine into the device's latency:
 
-    device = host * slowdown * ((1 - m) * f_max / f_cur + m) / amdahl(threads) * noise
+    device = host_cpu * slowdown * ((1 - m) * f_max / f_cur + m) / amdahl(threads) * noise
 
 where ``f_cur`` and ``f_max`` are read from the device's (emulated) sysfs like on a real
 device, ``m`` is the memory-bound fraction (time that does not scale with frequency),
 ``amdahl(n) = 1 / ((1 - p) + p / n)`` for the parallel fraction ``p`` over at most the
 cluster's cores, and ``noise`` is seeded log-normal jitter. The job then sleeps for the
-difference, so an emulated device is busy for as long as the real one would be."""
+difference, so an emulated device is busy for as long as the real one would be.
+
+CPU time (not wall time) is what gets scaled: several emulated devices share this machine's
+cores, and time spent waiting for a core belongs to none of them."""
 
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from hilbench.core.dvfs import DomainState, DvfsState
 from hilbench.core.errors import AgentError
 from hilbench.core.fields import FieldError, get_float, get_int, get_str
+
+T = TypeVar("T")
 
 EMULATED_FIGURES = ("latency", "init_ms", "first_inference_ms", "peak_memory_mb")
 
@@ -88,19 +93,24 @@ class SpeedModel:
 
 
 class EmulatedClock:
-    """Turns host latencies into the emulated device's latencies and paces the job."""
+    """Times a call by this process's CPU time, scales it to the device and paces the job."""
 
     def __init__(self, model: SpeedModel, scale: float) -> None:
         self._scale = scale
         self._sigma = model.noise_sigma
         self._rng = random.Random(model.seed)
 
-    def convert_ns(self, host_ns: int, pace: bool = True) -> int:
+    def time_call(self, call: Callable[[], T], pace: bool = True) -> tuple[T, int]:
+        wall_start = time.perf_counter_ns()
+        cpu_start = time.process_time_ns()
+        result = call()
+        cpu_ns = time.process_time_ns() - cpu_start
         noise = math.exp(self._rng.gauss(0.0, self._sigma)) if self._sigma > 0 else 1.0
-        device_ns = int(host_ns * self._scale * noise)
-        if pace and device_ns > host_ns:
-            time.sleep((device_ns - host_ns) / 1e9)
-        return device_ns
+        device_ns = int(cpu_ns * self._scale * noise)
+        wall_ns = time.perf_counter_ns() - wall_start
+        if pace and device_ns > wall_ns:
+            time.sleep((device_ns - wall_ns) / 1e9)
+        return result, device_ns
 
 
 def parse_speed_model(data: Mapping[str, Any] | None) -> SpeedModel | None:

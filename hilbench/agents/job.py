@@ -74,9 +74,9 @@ def execute(job: JobSpec, progress: ProgressCallback) -> Measurement:
     device_threads, host_threads = _threads(job, speed, dvfs)
     clock = _clock(speed, dvfs, device_threads)
     progress("load", 0.0)
-    load_start = time.perf_counter_ns()
-    model = runner.load(path, host_threads, job.execution_provider)
-    init_ns = clock.convert_ns(time.perf_counter_ns() - load_start, pace=False)
+    model, init_ns = clock.time_call(
+        lambda: runner.load(path, host_threads, job.execution_provider), pace=False
+    )
     feeds = make_feeds(model.inputs, job.settings, model.default_dims)
     timings = run_benchmark(model, feeds, job.settings, clock, progress)
     environment = Environment(
