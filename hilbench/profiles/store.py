@@ -133,7 +133,7 @@ class Store:
                 yield connection
         except IntegrityError:
             raise
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OverflowError) as exc:  # sqlite3 raises OverflowError raw
             raise StoreError(f"store {self._url}: write failed: {_short(exc)}") from exc
 
     @contextmanager
@@ -225,6 +225,8 @@ class Store:
         with self._read() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         frame = pandas.DataFrame(rows, columns=list(query.selected_columns.keys()))
+        for column in SUMMARY_COLUMNS:  # failed runs have no summary: NaN, not None
+            frame[column] = pandas.to_numeric(frame[column]).astype(float)
         for column in ("reasons", "emulated_figures"):
             separator = "; " if column == "reasons" else ","
             frame[column] = [separator.join(v) if v else "" for v in frame[column]]
