@@ -14,6 +14,7 @@ import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy
 import onnx
@@ -53,7 +54,7 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(values, name))
         return name
 
-    def node(self, op: str, inputs: list[str], output: str, **attributes: object) -> str:
+    def node(self, op: str, inputs: list[str], output: str, **attributes: Any) -> str:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
         return output
 
@@ -87,8 +88,8 @@ def embeddings(g: GraphBuilder, cfg: Config) -> str:
 def additive_mask(g: GraphBuilder) -> str:
     """(1 - mask) * -10000 as [batch, 1, 1, sequence]."""
     mask = g.node("Cast", ["attention_mask"], "mask/float", to=TensorProto.FLOAT)
-    expanded = g.node("Unsqueeze", [mask, g.constant("mask/axes", numpy.array([1, 2], numpy.int64))],
-                      "mask/expanded")
+    axes = g.constant("mask/axes", numpy.array([1, 2], numpy.int64))
+    expanded = g.node("Unsqueeze", [mask, axes], "mask/expanded")
     inverted = g.node("Sub", [g.constant("mask/one", numpy.array(1.0, numpy.float32)), expanded],
                       "mask/inverted")
     return g.node("Mul", [inverted, g.constant("mask/big", numpy.array(-10000.0, numpy.float32))],

@@ -34,7 +34,7 @@ def test_demo_on_postgresql(postgres_url: str) -> None:
     stored = bench_json("profiles", "show", store=postgres_url)
     assert sorted(r["run_id"] for r in stored) == sorted(r["run_id"] for r in rows)
     model = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
-    run_on_pg = bench("run", "-m", str(model), "-d", "kind=phone", "--min-runs", "5", "--min-time", "0.05s", "--json",
-                      store=postgres_url)
+    run_on_pg = bench("run", "-m", str(model), "-d", "kind=phone", "--min-runs", "5",
+                      "--min-time", "0.05s", "--json", store=postgres_url)
     assert run_on_pg.returncode == 0, run_on_pg.stderr
     assert len(bench_json("profiles", "show", store=postgres_url)) == 6
