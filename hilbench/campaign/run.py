@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord,
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.devices.device import Device, open_device
 from hilbench.profiles.store import Store
+
+DeviceOpener = Callable[[DeviceRecord, Path], Device]
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,14 @@ class Campaign:
         models: Sequence[ModelRecord],
         settings: BenchmarkSettings,
         observer: CampaignObserver | None = None,
+        connect: DeviceOpener = open_device,
     ) -> None:
         self._store = store
         self._devices = list(devices)
         self._models = list(models)
         self._settings = settings
         self._observer = observer or SilentObserver()
+        self._connect = connect
         self._host_cpu = HostCpuLock()
         self._store_lock = threading.Lock()
         self.campaign_id = uuid.uuid4().hex
@@ -84,7 +88,7 @@ class Campaign:
 
     def run(self) -> CampaignResult:
         with tempfile.TemporaryDirectory(prefix="hilbench-") as workdir:
-            devices = [open_device(record, Path(workdir)) for record in self._devices]
+            devices = [self._connect(record, Path(workdir)) for record in self._devices]
             with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
                 futures = [pool.submit(self._run_device, device) for device in devices]
                 runs = [run for future in futures for run in future.result()]

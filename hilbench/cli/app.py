@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from hilbench.cli import demo, devices, profiles, run
@@ -26,20 +25,14 @@ app.command("demo")(demo.demo_command)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console script. Exit codes: 0 ok, 1 some jobs failed, 2 bad input."""
+    """Console script. Exit codes: 0 ok, 1 some jobs failed, 2 bad input (usage errors are
+    reported by Typer itself, also with 2)."""
     try:
-        app(args=argv, prog_name="bench", standalone_mode=False)
+        app(args=argv, prog_name="bench")
     except UserError as exc:
         _fail(str(exc), EXIT_USER_ERROR)
     except HilbenchError as exc:
         _fail(str(exc), 1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        _fail("aborted", 130)
 
 
 def _fail(message: str, code: int) -> None:
