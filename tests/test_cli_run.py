@@ -150,3 +150,11 @@ def test_progress_goes_to_stderr_and_json_stays_clean(store: str, models: dict[s
     result = bench("run", "-m", str(models["small"]), "-d", "phone", *QUICK, "--json", store=store)
     assert json.loads(result.stdout)[0]["device"] == "phone"
     assert "phone" in result.stderr
+
+
+def test_usage_errors_exit_2_without_traceback(store: str) -> None:
+    result = bench("run", store=store)
+    assert result.returncode == 2
+    assert "Missing option '--model'" in result.stderr and "Traceback" not in result.stderr
+    unknown = bench("frobnicate", store=store)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr

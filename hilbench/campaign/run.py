@@ -15,6 +15,7 @@ from typing import Protocol
 
 from hilbench.campaign.rwlock import HostCpuLock
 from hilbench.core.errors import HilbenchError
+from hilbench.core.measurement import Measurement
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.devices.device import Device, open_device
@@ -114,30 +115,26 @@ class Campaign:
             self._observer.job_progress(job, phase, fraction)
 
         try:
-            measurement = device.run_job(spec, progress)
+            return self._record(job, started, measurement=device.run_job(spec, progress))
         except HilbenchError as exc:
             return self._record(job, started, error=str(exc))
-        return RunRecord(
-            run_id=job.job_id,
-            device=device.name,
-            model=job.model,
-            settings=self._settings,
-            status=RUN_OK,
-            started_at=started,
-            finished_at=time.time(),
-            measurement=measurement,
-            campaign_id=self.campaign_id,
-        )
 
-    def _record(self, job: Job, started: float, error: str) -> RunRecord:
+    def _record(
+        self,
+        job: Job,
+        started: float,
+        measurement: Measurement | None = None,
+        error: str | None = None,
+    ) -> RunRecord:
         return RunRecord(
             run_id=job.job_id,
             device=job.device,
             model=job.model,
             settings=self._settings,
-            status=RUN_FAILED,
+            status=RUN_OK if error is None else RUN_FAILED,
             started_at=started,
             finished_at=time.time(),
+            measurement=measurement,
             error=error,
             campaign_id=self.campaign_id,
         )
