@@ -6,7 +6,8 @@
 2. Wall time of `bench run --devices <all emulated>` against the slowest emulated device
    alone. Target: ratio under 1.3 (devices run in parallel, not one after another).
 
-Run: python benchmarks/harness_overhead.py [--rounds 3] [--min-time 2s]
+Run: python benchmarks/harness_overhead.py [--part overhead|parallel] [--rounds 5]
+         [--threads 1] [--overhead-time 2s] [--parallel-time 1s]
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def bare_loop_median_ms(model_path: Path, settings: BenchmarkSettings, runs: int
     options = onnxruntime.SessionOptions()  # the options hilbench's runner sets, no more
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    if settings.threads is not None:
+        options.intra_op_num_threads = settings.threads
     session = onnxruntime.InferenceSession(
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
@@ -62,12 +65,14 @@ def hilbench_median_ms(model: ModelRecord, settings: BenchmarkSettings) -> tuple
     return measurement.summary.p50_ms, measurement.summary.count
 
 
-def overhead(rounds: int, min_time_s: float) -> None:
+def overhead(rounds: int, min_time_s: float, threads: int | None) -> None:
     path = demo_model_path()
     model = ModelRecord.from_file(path)
-    settings = BenchmarkSettings(warmup_runs=10, min_runs=200, min_duration_s=min_time_s)
+    settings = BenchmarkSettings(
+        threads=threads, warmup_runs=10, min_runs=200, min_duration_s=min_time_s
+    )
     print(f"model {path.name} ({model.size_bytes / 1e6:.1f} MB), onnxruntime "
-          f"{onnxruntime.__version__}, local device, default threads")
+          f"{onnxruntime.__version__}, local device, threads {threads or 'default'}")
     ratios = []
     for round_index in range(rounds):
         reported, count = hilbench_median_ms(model, settings)
@@ -106,11 +111,16 @@ def parallelism(min_time: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--min-time", default="2s", help="timed duration per measurement")
+    parser.add_argument("--part", choices=("overhead", "parallel", "all"), default="all")
+    parser.add_argument("--rounds", type=int, default=5, help="overhead rounds (alternating)")
+    parser.add_argument("--threads", type=int, default=1, help="0: the runtime's default")
+    parser.add_argument("--overhead-time", default="2s", help="timed duration per round")
+    parser.add_argument("--parallel-time", default="1s", help="bench run --min-time")
     args = parser.parse_args()
-    overhead(args.rounds, parse_duration(args.min_time))
-    parallelism(args.min_time)
+    if args.part in ("overhead", "all"):
+        overhead(args.rounds, parse_duration(args.overhead_time), args.threads or None)
+    if args.part in ("parallel", "all"):
+        parallelism(args.parallel_time)
 
 
 if __name__ == "__main__":
