@@ -82,26 +82,39 @@ class Campaign:
         self._connect = connect
         self._host_cpu = HostCpuLock()
         self._store_lock = threading.Lock()
+        self._cancelled = threading.Event()
         self.campaign_id = uuid.uuid4().hex
 
     def jobs_for(self, device: str) -> list[Job]:
         return [Job(uuid.uuid4().hex, device, model) for model in self._models]
 
     def run(self) -> CampaignResult:
+        """Run every job. On Ctrl-C: stop the jobs still running on every device, store
+        nothing of them (finished jobs stay stored), and re-raise."""
         with tempfile.TemporaryDirectory(prefix="hilbench-") as workdir:
             devices = [self._connect(record, Path(workdir)) for record in self._devices]
             with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
                 futures = [pool.submit(self._run_device, device) for device in devices]
-                runs = [run for future in futures for run in future.result()]
+                try:
+                    runs = [run for future in futures for run in future.result()]
+                except KeyboardInterrupt:
+                    self._cancelled.set()
+                    for device in devices:
+                        device.shell.cancel()
+                    raise
         return CampaignResult(self.campaign_id, tuple(runs))
 
     def _run_device(self, device: Device) -> list[RunRecord]:
         runs = []
         for job in self.jobs_for(device.name):
+            if self._cancelled.is_set():
+                break
             self._observer.job_started(job)
             with self._host_cpu.hold(device.exclusive_host_cpu):
                 run = self._run_job(device, job)
             with self._store_lock:
+                if self._cancelled.is_set():
+                    break
                 self._store.save_run(run)
             self._observer.job_finished(job, run)
             runs.append(run)

@@ -40,3 +40,7 @@ class Shell(Protocol):
     def read_text(self, path: str) -> str:
         """Read a small text file on the device."""
         ...
+
+    def cancel(self) -> None:
+        """Stop every command still running (from any thread); later ones fail at once."""
+        ...

@@ -19,7 +19,20 @@ KILL_GRACE_S = 2.0
 
 
 class LocalShell:
-    """Runs commands on this machine."""
+    """Runs commands on this machine. ``cancel()`` (from any thread) stops every command
+    still running, e.g. when the user presses Ctrl-C."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[str]] = set()
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            running = list(self._running)
+        for process in running:
+            _stop_group(process)
 
     def run(
         self,
@@ -41,6 +54,26 @@ class LocalShell:
             )
         except OSError as exc:
             raise TransportError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+        with self._lock:
+            self._running.add(process)
+            cancelled = self._cancelled
+        if cancelled:
+            _stop_group(process)
+        try:
+            return self._collect(process, argv, timeout_s, stdin, on_stderr_line, start)
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+    def _collect(
+        self,
+        process: subprocess.Popen[str],
+        argv: Sequence[str],
+        timeout_s: float,
+        stdin: str | None,
+        on_stderr_line: LineCallback | None,
+        start: float,
+    ) -> CommandResult:
         stdout_lines: list[str] = []
         stderr_lines: list[str] = []
         pumps = [
@@ -60,6 +93,8 @@ class LocalShell:
             ) from exc
         for pump in pumps:
             pump.join()
+        if self._cancelled:
+            raise TransportError(f"{Path(argv[0]).name} was stopped: the run was cancelled")
         return CommandResult(
             argv=tuple(argv),
             returncode=process.returncode,
