@@ -79,3 +79,12 @@ def test_settings_round_trip_through_json_dict() -> None:
     assert BenchmarkSettings.from_dict(settings.to_dict()) == settings
     with pytest.raises(SettingsError, match="malformed"):
         BenchmarkSettings.from_dict({"threads": "two"})
+
+
+def test_confidence_interval_and_required_runs() -> None:
+    summary = LatencySummary.from_ns([9 * MS, 11 * MS] * 50)  # mean 10 ms, cv ~ 10 %
+    assert summary.ci95_ms == pytest.approx(1.96 * summary.std_ms / 10, rel=1e-3)
+    assert summary.required_runs(0.01) == 389  # (1.96 * 0.1005 / 0.01) ** 2, rounded up
+    assert summary.required_runs(0.05) == 16
+    with pytest.raises(ValueError):
+        summary.required_runs(0)

@@ -29,6 +29,8 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     row.update(
         {
             "cv": summary.cv,
+            "ci95_ms": summary.ci95_ms,
+            "required_runs_1pct": summary.required_runs(0.01),
             "runs": summary.count,
             "timed_duration_s": measurement.timed_duration_s,
             "init_ms": measurement.init_ms,
@@ -50,6 +52,8 @@ def _measurement_fields() -> tuple[str, ...]:
     return (
         *SUMMARY_FIELDS,
         "cv",
+        "ci95_ms",
+        "required_runs_1pct",
         "runs",
         "timed_duration_s",
         "init_ms",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 NS_PER_MS = 1_000_000
+Z95 = 1.959963984540054  # two-sided 95 % quantile of the normal distribution
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -39,6 +40,18 @@ class LatencySummary:
     def cv(self) -> float:
         """Coefficient of variation (std / mean)."""
         return self.std_ms / self.mean_ms if self.mean_ms > 0 else 0.0
+
+    @property
+    def ci95_ms(self) -> float:
+        """Half-width of the 95 % confidence interval of the mean (normal approximation)."""
+        return Z95 * self.std_ms / math.sqrt(self.count)
+
+    def required_runs(self, relative_error: float = 0.01) -> int:
+        """Timed runs needed for the 95 % interval of the mean to be within
+        ``relative_error`` of the mean, at this sample's coefficient of variation."""
+        if relative_error <= 0:
+            raise ValueError("relative error must be > 0")
+        return max(1, math.ceil((Z95 * self.cv / relative_error) ** 2))
 
     @classmethod
     def from_ns(cls, samples_ns: Sequence[int]) -> LatencySummary:
