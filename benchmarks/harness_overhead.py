@@ -13,6 +13,7 @@ Run: python benchmarks/harness_overhead.py [--part overhead|parallel] [--rounds 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -105,8 +106,10 @@ def parallelism(min_time: str) -> None:
     for name, wall in singles.items():
         print(f"  bench run --devices {name}: {wall:.2f} s wall")
     print(f"  bench run --devices {','.join(EMULATED)}: {together:.2f} s wall")
+    serial = sum(singles.values())
+    print(f"  one after another would take {serial:.2f} s ({serial / singles[slowest]:.2f}x)")
     print(f"parallel run: all / slowest alone ({slowest}) = {together / singles[slowest]:.3f} "
-          "(target under 1.3)")
+          f"(target under 1.3) on {os.cpu_count()} CPUs")
 
 
 def main() -> None:
