@@ -45,10 +45,46 @@ def _time_one(model: LoadedModel, feeds: dict[str, Any], clock: Clock) -> int:
     return clock.time_call(lambda: model.run(feeds))[1]
 
 
-def _progress_fraction(settings: BenchmarkSettings, runs: int, timed_ns: int) -> float:
-    by_runs = runs / settings.min_runs
-    by_time = timed_ns / (settings.min_duration_s * 1e9) if settings.min_duration_s > 0 else 1.0
+def _fraction(runs: int, wanted_runs: int, elapsed_ns: int, wanted_s: float) -> float:
+    """How far towards both minimums (count AND time) a loop is, in [0, 1]."""
+    by_runs = runs / wanted_runs if wanted_runs > 0 else 1.0
+    by_time = elapsed_ns / (wanted_s * 1e9) if wanted_s > 0 else 1.0
     return min(1.0, by_runs, by_time)
+
+
+class _Throttled:
+    """Reports progress at most every PROGRESS_INTERVAL_NS: each report wakes the host."""
+
+    def __init__(self, progress: ProgressCallback, phase: str) -> None:
+        self._progress = progress
+        self._phase = phase
+        self._last = time.perf_counter_ns()
+
+    def __call__(self, fraction: float) -> None:
+        now = time.perf_counter_ns()
+        if now - self._last >= PROGRESS_INTERVAL_NS:
+            self._progress(self._phase, fraction)
+            self._last = now
+
+
+def _warm_up(
+    model: LoadedModel,
+    feeds: dict[str, Any],
+    settings: BenchmarkSettings,
+    clock: Clock,
+    progress: ProgressCallback,
+) -> None:
+    """Discard runs until both ``warmup_runs`` and ``warmup_duration_s`` are reached."""
+    runs, elapsed_ns = 0, 0
+    max_ns = settings.max_duration_s * 1e9
+    report = _Throttled(progress, "warm-up")
+    while elapsed_ns < max_ns:
+        done = _fraction(runs, settings.warmup_runs, elapsed_ns, settings.warmup_duration_s)
+        if done >= 1.0:
+            break
+        elapsed_ns += _time_one(model, feeds, clock)
+        runs += 1
+        report(done)
 
 
 def run_benchmark(
@@ -58,26 +94,22 @@ def run_benchmark(
     clock: Clock,
     progress: ProgressCallback,
 ) -> Timings:
-    """Time the first inference alone, discard ``warmup_runs`` more, then time runs until
-    ``min_runs`` AND ``min_duration_s`` are reached, or ``max_runs`` / ``max_duration_s``."""
+    """Time the first inference alone, discard warm-up runs (at least ``warmup_runs`` and
+    ``warmup_duration_s``), then time runs until ``min_runs`` AND ``min_duration_s`` are
+    reached, or ``max_runs`` / ``max_duration_s``."""
     first_ns = _time_one(model, feeds, clock)
-    for index in range(settings.warmup_runs):
-        _time_one(model, feeds, clock)
-        progress("warm-up", (index + 1) / settings.warmup_runs)
+    _warm_up(model, feeds, settings, clock, progress)
     samples: list[int] = []
     timed_ns = 0
     min_ns = settings.min_duration_s * 1e9
     max_ns = settings.max_duration_s * 1e9
-    last_report = time.perf_counter_ns()
+    report = _Throttled(progress, "measure")
     while len(samples) < settings.max_runs and timed_ns < max_ns:
         if len(samples) >= settings.min_runs and timed_ns >= min_ns:
             break
         latency = _time_one(model, feeds, clock)
         samples.append(latency)
         timed_ns += latency
-        now = time.perf_counter_ns()
-        if now - last_report >= PROGRESS_INTERVAL_NS:
-            progress("measure", _progress_fraction(settings, len(samples), timed_ns))
-            last_report = now
+        report(_fraction(len(samples), settings.min_runs, timed_ns, settings.min_duration_s))
     progress("measure", 1.0)
     return Timings(first_ns=first_ns, samples_ns=tuple(samples))

@@ -14,7 +14,7 @@ from hilbench.core.settings import BenchmarkSettings
 from hilbench.devices.registry import builtin_devices
 
 DEMO_MODEL = "tiny-bert.onnx"
-DEMO_SETTINGS = BenchmarkSettings(warmup_runs=3, min_runs=20, min_duration_s=0.5)
+DEMO_SETTINGS = BenchmarkSettings(min_runs=20, min_duration_s=0.5)
 
 
 def demo_model_path() -> Path:

@@ -59,7 +59,10 @@ def run_command(
     threads: Annotated[
         int | None, typer.Option(help="Intra-op threads (default: the runtime's).")
     ] = None,
-    warmup: Annotated[int, typer.Option(help="Warm-up runs discarded after the first.")] = 3,
+    warmup: Annotated[int, typer.Option(help="Warm-up runs discarded after the first.")] = 10,
+    warmup_time: Annotated[
+        str, typer.Option(help="Warm up for at least this long as well, e.g. 250ms.")
+    ] = "250ms",
     min_runs: Annotated[int, typer.Option(help="Minimum timed runs.")] = 20,
     min_time: Annotated[str, typer.Option(help="Minimum timed duration, e.g. 1s.")] = "1s",
     max_runs: Annotated[int, typer.Option(help="Stop after this many timed runs.")] = 100_000,
@@ -82,6 +85,7 @@ def run_command(
     settings = BenchmarkSettings(
         threads=threads,
         warmup_runs=warmup,
+        warmup_duration_s=parse_duration(warmup_time),
         min_runs=min_runs,
         min_duration_s=parse_duration(min_time),
         max_runs=max_runs,

@@ -24,7 +24,8 @@ class BenchmarkSettings:
     ``max_duration_s`` first (then the verdict says which minimum was missed)."""
 
     threads: int | None = None
-    warmup_runs: int = 3
+    warmup_runs: int = 10
+    warmup_duration_s: float = 0.25
     min_runs: int = 20
     min_duration_s: float = 1.0
     max_runs: int = 100_000
@@ -50,6 +51,8 @@ class BenchmarkSettings:
             raise SettingsError(f"threads must be >= 1, got {self.threads}")
         if self.warmup_runs < 0:
             raise SettingsError(f"warm-up runs must be >= 0, got {self.warmup_runs}")
+        if self.warmup_duration_s < 0:
+            raise SettingsError(f"warm-up time must be >= 0 s, got {self.warmup_duration_s}")
         if self.min_runs < 1:
             raise SettingsError(f"minimum runs must be >= 1, got {self.min_runs}")
         if self.max_runs < 1:
@@ -69,6 +72,7 @@ class BenchmarkSettings:
         return {
             "threads": self.threads,
             "warmup_runs": self.warmup_runs,
+            "warmup_duration_s": self.warmup_duration_s,
             "min_runs": self.min_runs,
             "min_duration_s": self.min_duration_s,
             "max_runs": self.max_runs,
@@ -86,6 +90,7 @@ class BenchmarkSettings:
             return cls(
                 threads=get_optional_int(data, "threads"),
                 warmup_runs=get_int(data, "warmup_runs"),
+                warmup_duration_s=get_float(data, "warmup_duration_s"),
                 min_runs=get_int(data, "min_runs"),
                 min_duration_s=get_float(data, "min_duration_s"),
                 max_runs=get_int(data, "max_runs"),
