@@ -69,6 +69,3 @@ def select_devices(registered: Sequence[DeviceRecord], spec: str) -> list[Device
         raise UnknownDeviceError("no devices registered; run `bench devices add` or `bench demo`")
     return chosen
 
-
-def preset_class(record: DeviceRecord) -> str:
-    return get_preset(record.preset).device_class if record.preset else record.kind

@@ -16,14 +16,6 @@ LATEST_VERSION = 1
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = []
 
 
-def stored_version(connection: Connection) -> int | None:
-    """The store's schema version, or None for an empty database."""
-    tables = set(inspect(connection).get_table_names())
-    if "schema_version" not in tables:
-        return None
-    return connection.execute(select(schema_version.c.version)).scalar()
-
-
 def migrate(connection: Connection, url: str) -> int:
     """Bring the store at ``url`` to LATEST_VERSION; returns the version found."""
     tables = set(inspect(connection).get_table_names())

@@ -24,8 +24,8 @@ RUN_COLUMNS = (
     "model_parent_sha256", "model_compression", "settings", "measurement", "samples_ns",
 )
 # Written for people reading the file; recomputed from the samples on import.
-SUMMARY_COLUMNS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
-                   "max_ms", "verdict", "reasons")
+SUMMARY_STATS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
+SUMMARY_COLUMNS = (*SUMMARY_STATS, "verdict", "reasons")
 
 
 def export_runs(store: Store, path: Path, fmt: str) -> int:
@@ -60,7 +60,7 @@ def _row(run: RunRecord, fmt: str) -> dict[str, Any]:
     }
     if measurement is not None:
         summary, verdict = measurement.summary, measurement.verdict
-        row.update({name: getattr(summary, name) for name in SUMMARY_COLUMNS[:8]})
+        row.update({name: getattr(summary, name) for name in SUMMARY_STATS})
         row.update({"verdict": verdict.label, "reasons": "; ".join(verdict.reasons)})
     return row
 
