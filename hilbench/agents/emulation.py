@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, TypeVar
 
 from hilbench.core.dvfs import DomainState, DvfsState
@@ -44,15 +44,7 @@ class SpeedModel:
     seed: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "preset": self.preset,
-            "cluster_cpu": self.cluster_cpu,
-            "slowdown": self.slowdown,
-            "parallel_fraction": self.parallel_fraction,
-            "memory_bound_fraction": self.memory_bound_fraction,
-            "noise_sigma": self.noise_sigma,
-            "seed": self.seed,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SpeedModel:
