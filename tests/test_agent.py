@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hilbench.agents.protocol import JobSpec, parse_result
+from hilbench.agents.protocol import (
+    PROGRESS_PREFIX,
+    JobSpec,
+    parse_progress,
+    parse_result,
+    progress_line,
+)
 from hilbench.core.errors import AgentError, ModelError
 from hilbench.core.measurement import Measurement
 from hilbench.core.records import ModelRecord
@@ -152,3 +158,10 @@ def test_agent_refuses_a_job_from_a_newer_host(model: ModelRecord) -> None:
 def test_host_refuses_a_result_that_is_not_json() -> None:
     with pytest.raises(AgentError, match="malformed result JSON"):
         parse_result("Segmentation fault", "job-1")
+
+
+def test_progress_lines_round_trip_and_garbage_is_ignored() -> None:
+    assert parse_progress(progress_line("measure", 0.5)) == ("measure", 0.5)
+    assert parse_progress("some warning from a runtime") is None
+    assert parse_progress(PROGRESS_PREFIX + "{not json") is None
+    assert parse_progress(PROGRESS_PREFIX + '{"phase": "load"}') is None

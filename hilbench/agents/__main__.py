@@ -10,13 +10,13 @@ from pathlib import Path
 
 from hilbench.agents import AGENT_VERSION
 from hilbench.agents.job import execute
-from hilbench.agents.protocol import PROGRESS_PREFIX, JobSpec, error_result, ok_result
+from hilbench.agents.protocol import JobSpec, error_result, ok_result, progress_line
 from hilbench.agents.sysfs import probe
 from hilbench.core.errors import HilbenchError
 
 
 def _report_progress(phase: str, fraction: float) -> None:
-    sys.stderr.write(PROGRESS_PREFIX + json.dumps({"phase": phase, "fraction": fraction}) + "\n")
+    sys.stderr.write(progress_line(phase, fraction) + "\n")
     sys.stderr.flush()
 
 

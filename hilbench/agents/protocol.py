@@ -118,6 +118,22 @@ def error_result(job_id: str, error: HilbenchError) -> str:
     )
 
 
+def progress_line(phase: str, fraction: float) -> str:
+    return PROGRESS_PREFIX + json.dumps({"phase": phase, "fraction": fraction})
+
+
+def parse_progress(line: str) -> tuple[str, float] | None:
+    """(phase, fraction) from an agent's progress line; None for any other stderr line,
+    including a garbled one: progress is only for display."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    try:
+        update = json.loads(line[len(PROGRESS_PREFIX) :])
+        return str(update["phase"]), float(update["fraction"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def parse_result(text: str, job_id: str) -> Measurement:
     """The measurement in an agent's answer; raise the error the agent reported, mapped to
     the hilbench tree, or ``AgentError`` if the answer is not a valid result."""

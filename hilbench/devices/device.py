@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hilbench.agents.protocol import PROGRESS_PREFIX, JobSpec, parse_result
+from hilbench.agents.benchmark import ProgressCallback
+from hilbench.agents.protocol import JobSpec, parse_progress, parse_result
 from hilbench.core.errors import AgentError, DeviceError
 from hilbench.core.measurement import Measurement
 from hilbench.core.records import DeviceRecord
+from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.shell import CommandResult, Shell
 from hilbench.devices.emulated import speed_model, write_sysfs
 from hilbench.devices.local_shell import LocalShell
 from hilbench.devices.presets import get_preset
 
-ProgressCallback = Callable[[str, float], None]
 LOAD_ALLOWANCE_S = 120.0
 PROBE_TIMEOUT_S = 60.0
 
@@ -43,7 +43,9 @@ class Device:
     def _agent(self, *args: str) -> list[str]:
         return [self.python, "-m", "hilbench.agents", *args]
 
-    def job_spec(self, job_id: str, model_path: Path, model_sha256: str, settings: Any) -> JobSpec:
+    def job_spec(
+        self, job_id: str, model_path: Path, model_sha256: str, settings: BenchmarkSettings
+    ) -> JobSpec:
         emulation: dict[str, Any] | None = None
         if self.record.kind == "emulated":
             preset = get_preset(self.record.preset or "")
@@ -63,9 +65,9 @@ class Device:
         """Run the agent on the device with ``job``; raise the hilbench error it reports."""
 
         def forward(line: str) -> None:
-            if line.startswith(PROGRESS_PREFIX):
-                update = json.loads(line[len(PROGRESS_PREFIX) :])
-                progress(str(update["phase"]), float(update["fraction"]))
+            update = parse_progress(line)
+            if update is not None:
+                progress(*update)
 
         result = self.shell.run(
             self._agent("run"),
