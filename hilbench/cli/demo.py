@@ -34,5 +34,5 @@ def demo_command(store: StoreOption = None, json_output: JsonOption = False) -> 
         devices = [d for d in opened.list_devices() if d.name in builtin]
         model = checked_model(demo_model_path(), DEMO_SETTINGS)
         err.print(f"store: {opened.url}")
-        result = execute(opened, devices, [model], DEMO_SETTINGS, show_progress=True)
+        result = execute(opened, devices, [model], DEMO_SETTINGS)
     report(result, json_output)

@@ -27,14 +27,11 @@ def execute(
     devices: list[DeviceRecord],
     models: list[ModelRecord],
     settings: BenchmarkSettings,
-    show_progress: bool,
 ) -> CampaignResult:
-    observer = DeviceProgress([d.name for d in devices], len(models)) if show_progress else None
-    campaign = Campaign(store, devices, models, settings, observer)
-    if observer is None:
-        return campaign.run()
+    """Run the campaign with one progress bar per device (on stderr)."""
+    observer = DeviceProgress([d.name for d in devices], len(models))
     with observer.progress:
-        return campaign.run()
+        return Campaign(store, devices, models, settings, observer).run()
 
 
 def report(result: CampaignResult, json_output: bool) -> None:
@@ -99,5 +96,5 @@ def run_command(
     with open_store(store) as opened:
         chosen = select_devices(opened.list_devices(), devices)
         models = [checked_model(path, settings) for path in model]
-        result = execute(opened, chosen, models, settings, show_progress=True)
+        result = execute(opened, chosen, models, settings)
     report(result, json_output)
