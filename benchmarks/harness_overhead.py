@@ -61,7 +61,7 @@ def hilbench_median_ms(model: ModelRecord, settings: BenchmarkSettings) -> tuple
     record = next(d for d in builtin_devices() if d.name == "local")
     with tempfile.TemporaryDirectory() as workdir:
         device = open_device(record, Path(workdir))
-        job = device.job_spec("overhead", Path(model.path), model.sha256, settings)
+        job = device.job_spec("overhead", model, settings)
         measurement = device.run_job(job, lambda phase, fraction: None)
     return measurement.summary.p50_ms, measurement.summary.count
 

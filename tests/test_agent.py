@@ -42,14 +42,14 @@ def device(
 
 
 def run(dev: Device, model: ModelRecord, settings: BenchmarkSettings = QUICK) -> Measurement:
-    job = dev.job_spec("job-1", Path(model.path), model.sha256, settings)
+    job = dev.job_spec("job-1", model, settings)
     return dev.run_job(job, lambda phase, fraction: None)
 
 
 def test_local_job_times_exactly_the_requested_runs(tmp_path: Path, model: ModelRecord) -> None:
     phases: list[str] = []
     dev = device(tmp_path, "local", kind="local")
-    job = dev.job_spec("job-1", Path(model.path), model.sha256, QUICK)
+    job = dev.job_spec("job-1", model, QUICK)
     measurement = dev.run_job(job, lambda phase, fraction: phases.append(phase))
     assert len(measurement.samples_ns) == 15  # warm-up and first inference not counted
     assert measurement.summary.count == 15

@@ -12,7 +12,7 @@ import pytest
 from hilbench.campaign.run import Campaign, Job
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
-from hilbench.devices.device import Device, open_device
+from hilbench.devices.device import Device, LocalFiles, open_device
 from hilbench.devices.registry import new_device_record
 from hilbench.profiles import Store
 from tests import modelfiles
@@ -57,7 +57,7 @@ def test_a_device_that_fails_does_not_stop_the_others(tmp_path: Path, model: Mod
     def connect(record: DeviceRecord, workdir: Path) -> Device:
         device = open_device(record, workdir)
         if record.name == "broken":
-            return replace(device, python=str(tmp_path / "no-python"))
+            return replace(device, files=LocalFiles(python=str(tmp_path / "no-python")))
         return device
 
     with Store.open(f"sqlite:///{tmp_path}/s.db") as store:

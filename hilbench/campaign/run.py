@@ -93,16 +93,23 @@ class Campaign:
         nothing of them (finished jobs stay stored), and re-raise."""
         with tempfile.TemporaryDirectory(prefix="hilbench-") as workdir:
             devices = [self._connect(record, Path(workdir)) for record in self._devices]
-            with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
-                futures = [pool.submit(self._run_device, device) for device in devices]
-                try:
-                    runs = [run for future in futures for run in future.result()]
-                except KeyboardInterrupt:
-                    self._cancelled.set()
-                    for device in devices:
-                        device.shell.cancel()
-                    raise
+            try:
+                runs = self._run_all(devices)
+            finally:
+                for device in devices:
+                    device.shell.close()
         return CampaignResult(self.campaign_id, tuple(runs))
+
+    def _run_all(self, devices: list[Device]) -> list[RunRecord]:
+        with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
+            futures = [pool.submit(self._run_device, device) for device in devices]
+            try:
+                return [run for future in futures for run in future.result()]
+            except KeyboardInterrupt:
+                self._cancelled.set()
+                for device in devices:
+                    device.shell.cancel()
+                raise
 
     def _run_device(self, device: Device) -> list[RunRecord]:
         runs = []
@@ -122,12 +129,12 @@ class Campaign:
 
     def _run_job(self, device: Device, job: Job) -> RunRecord:
         started = time.time()
-        spec = device.job_spec(job.job_id, Path(job.model.path), job.model.sha256, self._settings)
 
         def progress(phase: str, fraction: float) -> None:
             self._observer.job_progress(job, phase, fraction)
 
         try:
+            spec = device.job_spec(job.job_id, job.model, self._settings)
             return self._record(job, started, measurement=device.run_job(spec, progress))
         except HilbenchError as exc:
             return self._record(job, started, error=str(exc))

@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 
 from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
-from hilbench.core.errors import DuplicateDeviceError
+from hilbench.core.errors import AgentError, DeviceError, DuplicateDeviceError, TransportError
 from hilbench.core.records import DEVICE_KINDS, DeviceRecord
-from hilbench.devices.device import open_device
+from hilbench.devices.device import DEFAULT_REMOTE_DIR, open_device, ssh_transport
 from hilbench.devices.registry import new_device_record
 from hilbench.profiles.store import Store
 
@@ -23,14 +23,21 @@ app = typer.Typer(help="Register, list and inspect devices.", no_args_is_help=Tr
 def probe_info(record: DeviceRecord) -> dict[str, Any]:
     """What the device's agent reports about it (cores, memory, DVFS, runtimes)."""
     with tempfile.TemporaryDirectory(prefix="hilbench-probe-") as workdir:
-        return open_device(record, Path(workdir)).probe()
+        device = open_device(record, Path(workdir))
+        try:
+            return device.probe()
+        finally:
+            device.shell.close()
 
 
 def register(store: Store, record: DeviceRecord) -> DeviceRecord:
     """Probe a validated device and add it to the store (refusing duplicates first)."""
     if any(d.name == record.name for d in store.list_devices()):
         raise DuplicateDeviceError(f"device {record.name} is already registered")
-    probed = replace(record, info=probe_info(record))
+    try:
+        probed = replace(record, info=probe_info(record))
+    except (TransportError, AgentError) as exc:
+        raise DeviceError(f"{record.name}: cannot probe it: {exc}") from exc
     store.add_device(probed)
     return probed
 
@@ -87,11 +94,31 @@ def add_device(
         str | None,
         typer.Option("--preset", help="Emulated preset: phone, jetson, server or fpga."),
     ] = None,
+    ssh: Annotated[
+        str | None, typer.Option("--ssh", help="Reach it over SSH: user@host[:port].")
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="SSH private key file.")] = None,
+    known_hosts: Annotated[
+        str | None,
+        typer.Option("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
+    ] = None,
+    python: Annotated[
+        str, typer.Option("--python", help="Python on the device that runs the agent.")
+    ] = "python3",
+    remote_dir: Annotated[
+        str, typer.Option("--remote-dir", help="Folder on the device for agent and models.")
+    ] = DEFAULT_REMOTE_DIR,
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Register a device, probe it and show what was found."""
-    record = new_device_record(name, kind, preset)
+    transport = None
+    if ssh is not None:
+        if key is None:
+            raise DeviceError("--ssh needs --key PATH (the private key that logs in)")
+        kind = "ssh"
+        transport = ssh_transport(ssh, key, python, known_hosts, remote_dir)
+    record = new_device_record(name, kind, preset, transport)
     with open_store(store) as opened:
         added = register(opened, record)
     if json_output:

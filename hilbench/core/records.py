@@ -11,7 +11,7 @@ from hilbench.core.errors import ModelError
 from hilbench.core.measurement import Measurement
 from hilbench.core.settings import BenchmarkSettings
 
-DEVICE_KINDS = ("local", "emulated")
+DEVICE_KINDS = ("local", "emulated", "ssh")
 RUN_OK = "ok"
 RUN_FAILED = "failed"
 

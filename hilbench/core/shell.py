@@ -44,3 +44,7 @@ class Shell(Protocol):
     def cancel(self) -> None:
         """Stop every command still running (from any thread); later ones fail at once."""
         ...
+
+    def close(self) -> None:
+        """Release the connection, if the transport keeps one."""
+        ...

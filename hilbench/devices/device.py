@@ -1,26 +1,77 @@
-"""A reachable device: its record, its transport, and how to run the agent on it."""
+"""A reachable device: its record, its transport, where the agent and models live on it,
+and how to run the agent there."""
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hilbench.agents.benchmark import ProgressCallback
 from hilbench.agents.protocol import JobSpec, parse_progress, parse_result
 from hilbench.core.errors import AgentError, DeviceError
 from hilbench.core.measurement import Measurement
-from hilbench.core.records import DeviceRecord
+from hilbench.core.records import DeviceRecord, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.shell import CommandResult, Shell
+from hilbench.devices.agent_bundle import agent_bundle, bundle_name
 from hilbench.devices.emulated import speed_model, write_sysfs
 from hilbench.devices.local_shell import LocalShell
 from hilbench.devices.presets import get_preset
+from hilbench.devices.ssh_shell import SshShell, SshTarget
 
 LOAD_ALLOWANCE_S = 120.0
 PROBE_TIMEOUT_S = 60.0
+DEFAULT_REMOTE_DIR = ".hilbench"
+
+
+class DeviceFiles(Protocol):
+    """Where the agent and the models are on a device, putting them there if needed."""
+
+    def agent_argv(self) -> list[str]: ...
+
+    def model_path(self, model: ModelRecord) -> str: ...
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """This machine: the installed agent, models where they are."""
+
+    python: str = sys.executable
+
+    def agent_argv(self) -> list[str]:
+        return [self.python, "-m", "hilbench.agents"]
+
+    def model_path(self, model: ModelRecord) -> str:
+        return model.path
+
+
+@dataclass(frozen=True)
+class RemoteFiles:
+    """A device reached over SSH: the agent zipapp and the models are pushed into
+    ``directory`` (relative paths are under the login's home), each once."""
+
+    shell: SshShell
+    python: str
+    directory: str
+
+    def agent_argv(self) -> list[str]:
+        remote = f"{self.directory}/{bundle_name()}"
+        if self.shell.size(remote) != len(agent_bundle()):
+            with tempfile.TemporaryDirectory() as folder:
+                local = Path(folder) / bundle_name()
+                local.write_bytes(agent_bundle())
+                self.shell.push(local, remote)
+        return [self.python, remote]
+
+    def model_path(self, model: ModelRecord) -> str:
+        remote = f"{self.directory}/models/{model.sha256}.{model.format}"
+        if self.shell.size(remote) != model.size_bytes:
+            self.shell.push(Path(model.path), remote)
+        return remote
 
 
 @dataclass(frozen=True)
@@ -32,20 +83,16 @@ class Device:
 
     record: DeviceRecord
     shell: Shell
+    files: DeviceFiles
     sysfs_root: str
-    python: str
     exclusive_host_cpu: bool
 
     @property
     def name(self) -> str:
         return self.record.name
 
-    def _agent(self, *args: str) -> list[str]:
-        return [self.python, "-m", "hilbench.agents", *args]
-
-    def job_spec(
-        self, job_id: str, model_path: Path, model_sha256: str, settings: BenchmarkSettings
-    ) -> JobSpec:
+    def job_spec(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings) -> JobSpec:
+        """The job for ``model``, staged on the device (pushed there if it is remote)."""
         emulation: dict[str, Any] | None = None
         if self.record.kind == "emulated":
             preset = get_preset(self.record.preset or "")
@@ -54,8 +101,8 @@ class Device:
             job_id=job_id,
             device=self.name,
             device_kind=self.record.kind,
-            model_path=str(model_path),
-            model_sha256=model_sha256,
+            model_path=self.files.model_path(model),
+            model_sha256=model.sha256,
             settings=settings,
             sysfs_root=self.sysfs_root,
             emulation=emulation,
@@ -70,7 +117,7 @@ class Device:
                 progress(*update)
 
         result = self.shell.run(
-            self._agent("run"),
+            [*self.files.agent_argv(), "run"],
             timeout_s=job.settings.max_duration_s + LOAD_ALLOWANCE_S,
             stdin=job.to_json(),
             on_stderr_line=forward,
@@ -80,7 +127,8 @@ class Device:
 
     def probe(self) -> dict[str, Any]:
         result = self.shell.run(
-            self._agent("probe", "--root", self.sysfs_root), timeout_s=PROBE_TIMEOUT_S
+            [*self.files.agent_argv(), "probe", "--root", self.sysfs_root],
+            timeout_s=PROBE_TIMEOUT_S,
         )
         _check_exit(result, self.name)
         try:
@@ -103,14 +151,36 @@ def _check_exit(result: CommandResult, device: str) -> None:
         raise AgentError(f"{device}: agent failed: {last}")
 
 
+def ssh_transport(
+    target: str, key: str, python: str = "python3", known_hosts: str | None = None,
+    directory: str = DEFAULT_REMOTE_DIR,
+) -> dict[str, Any]:
+    """Validated transport settings of an SSH device, as the store keeps them."""
+    parsed = SshTarget.parse(target, key, known_hosts)
+    return {"ssh": parsed.address, "key": str(Path(key).expanduser().resolve()),
+            "known_hosts": known_hosts and str(Path(known_hosts).expanduser().resolve()),
+            "python": python, "directory": directory}
+
+
+def _open_ssh(record: DeviceRecord) -> Device:
+    settings = record.transport
+    target = SshTarget.parse(settings["ssh"], settings["key"], settings.get("known_hosts"))
+    shell = SshShell(target)
+    files = RemoteFiles(shell, settings.get("python", "python3"),
+                        settings.get("directory", DEFAULT_REMOTE_DIR))
+    return Device(record, shell, files, "/", exclusive_host_cpu=False)
+
+
 def open_device(record: DeviceRecord, workdir: Path) -> Device:
-    """Connect to a registered device. Emulated devices get their sysfs tree under
-    ``workdir``."""
+    """Connect to a registered device (lazily: nothing is sent before the first command).
+    Emulated devices get their sysfs tree under ``workdir``."""
     if record.kind == "local":
-        return Device(record, LocalShell(), "/", sys.executable, exclusive_host_cpu=True)
+        return Device(record, LocalShell(), LocalFiles(), "/", exclusive_host_cpu=True)
     if record.kind == "emulated":
         preset = get_preset(record.preset or "")
         root = write_sysfs(preset, workdir / record.name)
-        return Device(record, LocalShell(), str(root), sys.executable, exclusive_host_cpu=False)
+        return Device(record, LocalShell(), LocalFiles(), str(root), exclusive_host_cpu=False)
+    if record.kind == "ssh":
+        return _open_ssh(record)
     raise DeviceError(f"device {record.name} has kind {record.kind!r}, which this hilbench "
                       "cannot reach")

@@ -27,6 +27,9 @@ class LocalShell:
         self._running: set[subprocess.Popen[str]] = set()
         self._cancelled = False
 
+    def close(self) -> None:
+        """Nothing to release: every command is its own process."""
+
     def cancel(self) -> None:
         with self._lock:
             self._cancelled = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from hilbench.core.errors import DeviceError, UnknownDeviceError
 from hilbench.core.records import DEVICE_KINDS, DeviceRecord
@@ -14,7 +15,9 @@ LOCAL_DEVICE = "local"
 EMULATED_PREFIX = "emu-"
 
 
-def new_device_record(name: str, kind: str, preset: str | None = None) -> DeviceRecord:
+def new_device_record(
+    name: str, kind: str, preset: str | None = None, transport: dict[str, Any] | None = None
+) -> DeviceRecord:
     """Validate a device definition; ``DeviceError`` says what is wrong."""
     if not NAME_PATTERN.match(name):
         raise DeviceError(
@@ -31,7 +34,9 @@ def new_device_record(name: str, kind: str, preset: str | None = None) -> Device
         get_preset(preset)
     elif preset is not None:
         raise DeviceError(f"--preset applies to emulated devices only, not to kind {kind!r}")
-    return DeviceRecord(name=name, kind=kind, preset=preset)
+    if kind == "ssh" and not transport:
+        raise DeviceError("an SSH device needs --ssh user@host[:port] and --key PATH")
+    return DeviceRecord(name=name, kind=kind, preset=preset, transport=transport or {})
 
 
 def builtin_devices() -> list[DeviceRecord]:

@@ -1,0 +1,137 @@
+"""The SSH transport and SSH devices against a real OpenSSH sshd on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hilbench.core.errors import CommandTimeoutError, DeviceError, TransportError
+from hilbench.devices.ssh_shell import SshShell, SshTarget
+from tests.cli import bench, bench_json, one_line_error
+from tests.sshd import SshServer
+
+
+def shell(server: SshServer, **changes: str) -> SshShell:
+    target = SshTarget.parse(
+        changes.get("target", server.target),
+        changes.get("key", str(server.key)),
+        changes.get("known_hosts", str(server.known_hosts)),
+    )
+    return SshShell(target, connect_timeout_s=5)
+
+
+def test_commands_keep_exit_code_stdout_stderr_and_stdin(sshd: SshServer) -> None:
+    remote = shell(sshd)
+    code = (
+        "import sys; data = sys.stdin.read(); print(data[::-1]); "
+        "print('oops', file=sys.stderr); sys.exit(4)"
+    )
+    result = remote.run([sys.executable, "-c", code], timeout_s=30, stdin="abc")
+    assert (result.returncode, result.stdout.strip(), result.stderr.strip()) == (4, "cba", "oops")
+    again = remote.run(["true"], timeout_s=30)  # the same connection, reused
+    assert again.ok
+    remote.close()
+
+
+def test_shell_metacharacters_in_arguments_are_never_run(sshd: SshServer, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    hostile = [f"; touch {marker}", f"$(touch {marker})", f"`touch {marker}`",
+               f"' && touch {marker} '", f'" ; touch {marker} "', "a b  c", "*", "~", "$HOME"]
+    result = shell(sshd).run(
+        [sys.executable, "-c", "import sys; print('\\n'.join(sys.argv[1:]))", *hostile],
+        timeout_s=30,
+    )
+    assert result.stdout.splitlines() == hostile
+    assert not marker.exists()
+
+
+def test_stderr_lines_stream_to_the_callback(sshd: SshServer) -> None:
+    seen: list[str] = []
+    code = (
+        "import sys, time\nfor i in range(3):\n"
+        "    print(f'p{i}', file=sys.stderr, flush=True)\n    time.sleep(0.05)"
+    )
+    shell(sshd).run([sys.executable, "-c", code], timeout_s=30, on_stderr_line=seen.append)
+    assert seen == ["p0", "p1", "p2"]
+
+
+def test_timeout(sshd: SshServer) -> None:
+    with pytest.raises(CommandTimeoutError, match="did not finish within 1 s"):
+        shell(sshd).run(["sleep", "30"], timeout_s=1)
+
+
+def test_files_push_and_read(sshd: SshServer, tmp_path: Path) -> None:
+    local = tmp_path / "model.bin"
+    local.write_bytes(b"x" * 100_000)
+    remote = shell(sshd)
+    destination = str(tmp_path / "remote" / "deep" / "model.bin")
+    assert remote.size(destination) is None
+    remote.push(local, destination)
+    assert remote.size(destination) == 100_000
+    (tmp_path / "note.txt").write_text("hello")
+    assert remote.read_text(str(tmp_path / "note.txt")) == "hello"
+
+
+def test_unknown_host_key_is_refused(sshd: SshServer, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(TransportError, match=r"unknown host key.*ssh-keyscan"):
+        shell(sshd, known_hosts=str(empty)).run(["true"], timeout_s=10)
+
+
+def test_wrong_key_is_refused(sshd: SshServer, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    with pytest.raises(TransportError, match="was refused"):
+        shell(sshd, key=str(other)).run(["true"], timeout_s=10)
+
+
+def test_unreachable_host(sshd: SshServer) -> None:
+    with pytest.raises(TransportError, match="cannot connect"):
+        shell(sshd, target=f"{sshd.user}@127.0.0.1:1").run(["true"], timeout_s=10)
+
+
+def test_bad_targets_are_refused_before_connecting(sshd: SshServer) -> None:
+    with pytest.raises(DeviceError, match="invalid SSH target"):
+        SshTarget.parse("no-user-here", str(sshd.key))
+    with pytest.raises(DeviceError, match="SSH key not found"):
+        SshTarget.parse("a@b", "/nonexistent/key")
+
+
+def _add(
+    sshd: SshServer, store: str, name: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    return bench("devices", "add", name, "--ssh", sshd.target, "--key", str(sshd.key),
+                 "--known-hosts", str(sshd.known_hosts), "--python", sys.executable,
+                 "--remote-dir", str(tmp_path / "remote"), store=store)
+
+
+def test_ssh_device_end_to_end(sshd: SshServer, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    added = _add(sshd, store, "ssh-dev", tmp_path)
+    assert added.returncode == 0, added.stderr
+    row = bench_json("devices", "show", "ssh-dev", store=store)
+    assert row["kind"] == "ssh" and row["cpu_count"] >= 1 and "onnxruntime" in row["runtimes"]
+    assert list((tmp_path / "remote").glob("agent-*.pyz")), "the agent zipapp was pushed"
+    model = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
+    rows = bench_json("run", "-m", str(model), "-d", "ssh-dev", "--min-runs", "10",
+                      "--min-time", "0.1s", store=store)
+    assert rows[0]["status"] == "ok" and rows[0]["runs"] >= 10 and rows[0]["emulated_figures"] == []
+    assert list((tmp_path / "remote" / "models").glob("*.onnx")), "the model was pushed"
+    stored = bench_json("profiles", "show", "--device", "ssh-dev", store=store)
+    assert stored[0]["run_id"] == rows[0]["run_id"]
+
+
+def test_ssh_device_errors_are_one_line(sshd: SshServer, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    missing_key = bench("devices", "add", "x", "--ssh", sshd.target, store=store)
+    assert "--ssh needs --key" in one_line_error(missing_key)
+    (tmp_path / "empty").write_text("")
+    unknown = bench("devices", "add", "x", "--ssh", sshd.target, "--key", str(sshd.key),
+                    "--known-hosts", str(tmp_path / "empty"), store=store)
+    assert "x: cannot probe it: " in one_line_error(unknown)
+    assert "unknown host key" in unknown.stderr
+    assert bench_json("devices", "list", store=store) == []
