@@ -138,7 +138,9 @@ def test_schema_newer_than_this_hilbench_is_refused_untouched(store_url: str) ->
     with pytest.raises(SchemaTooNewError, match="upgrade hilbench"):
         Store.open(store_url)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 2
+        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == (
+            LATEST_VERSION + 1
+        )
     engine.dispose()
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hilbench.agents import AGENT_VERSION
+from hilbench.agents.coordinator import AgentConfig, PullingAgent
 from hilbench.agents.job import execute
 from hilbench.agents.protocol import JobSpec, error_result, ok_result, progress_line
 from hilbench.agents.sysfs import probe
@@ -62,10 +63,38 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="run the job JSON read from stdin")
     probe_parser = commands.add_parser("probe", help="describe this device as JSON")
     probe_parser.add_argument("--root", default="/", help="sysfs/procfs root")
+    connect = commands.add_parser("connect", help="register with a coordinator, pull jobs")
+    connect.add_argument("--coordinator", required=True, help="http://host:port")
+    connect.add_argument("--enroll-token", required=True)
+    connect.add_argument("--name", required=True, help="this agent's name")
+    connect.add_argument("--device", required=True, help="the device it measures")
+    connect.add_argument("--state-dir", default=str(Path.home() / ".hilbench-agent"))
+    connect.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    connect.add_argument("--once", action="store_true", help="exit when the queue is empty")
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run()
+    if args.command == "connect":
+        return _connect(args)
     return _probe(args.root)
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _connect(args: argparse.Namespace) -> int:
+    config = AgentConfig(args.coordinator, args.enroll_token, args.name, args.device,
+                         Path(args.state_dir), args.poll)
+    try:
+        PullingAgent(config, _log).serve(once=args.once)
+    except HilbenchError as exc:
+        _log(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 if __name__ == "__main__":

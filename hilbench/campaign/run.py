@@ -13,15 +13,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hilbench.agents.benchmark import ProgressCallback
+from hilbench.campaign.queue import QueuedDevice
 from hilbench.campaign.rwlock import HostCpuLock
 from hilbench.core.errors import HilbenchError
 from hilbench.core.measurement import Measurement
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
-from hilbench.devices.device import Device, open_device
+from hilbench.devices.device import open_device
 from hilbench.profiles.store import Store
 
-DeviceOpener = Callable[[DeviceRecord, Path], Device]
+
+class Target(Protocol):
+    """Where jobs run: a device reached through its transport, or a coordinator queue."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def exclusive_host_cpu(self) -> bool: ...
+
+    def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
+                  progress: ProgressCallback) -> Measurement: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+DeviceOpener = Callable[[DeviceRecord, Path], Target]
 
 
 @dataclass(frozen=True)
@@ -72,18 +92,23 @@ class Campaign:
         models: Sequence[ModelRecord],
         settings: BenchmarkSettings,
         observer: CampaignObserver | None = None,
-        connect: DeviceOpener = open_device,
+        connect: DeviceOpener | None = None,
     ) -> None:
         self._store = store
         self._devices = list(devices)
         self._models = list(models)
         self._settings = settings
         self._observer = observer or SilentObserver()
-        self._connect = connect
+        self._connect = connect or self._open
         self._host_cpu = HostCpuLock()
         self._store_lock = threading.Lock()
         self._cancelled = threading.Event()
         self.campaign_id = uuid.uuid4().hex
+
+    def _open(self, record: DeviceRecord, workdir: Path) -> Target:
+        if record.kind == "agent":
+            return QueuedDevice(record, self._store, self.campaign_id)
+        return open_device(record, workdir)
 
     def jobs_for(self, device: str) -> list[Job]:
         return [Job(uuid.uuid4().hex, device, model) for model in self._models]
@@ -97,10 +122,10 @@ class Campaign:
                 runs = self._run_all(devices)
             finally:
                 for device in devices:
-                    device.shell.close()
+                    device.close()
         return CampaignResult(self.campaign_id, tuple(runs))
 
-    def _run_all(self, devices: list[Device]) -> list[RunRecord]:
+    def _run_all(self, devices: list[Target]) -> list[RunRecord]:
         with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
             futures = [pool.submit(self._run_device, device) for device in devices]
             try:
@@ -108,10 +133,10 @@ class Campaign:
             except KeyboardInterrupt:
                 self._cancelled.set()
                 for device in devices:
-                    device.shell.cancel()
+                    device.cancel()
                 raise
 
-    def _run_device(self, device: Device) -> list[RunRecord]:
+    def _run_device(self, device: Target) -> list[RunRecord]:
         runs = []
         for job in self.jobs_for(device.name):
             if self._cancelled.is_set():
@@ -127,15 +152,15 @@ class Campaign:
             runs.append(run)
         return runs
 
-    def _run_job(self, device: Device, job: Job) -> RunRecord:
+    def _run_job(self, device: Target, job: Job) -> RunRecord:
         started = time.time()
 
         def progress(phase: str, fraction: float) -> None:
             self._observer.job_progress(job, phase, fraction)
 
         try:
-            spec = device.job_spec(job.job_id, job.model, self._settings)
-            return self._record(job, started, measurement=device.run_job(spec, progress))
+            measurement = device.run_model(job.job_id, job.model, self._settings, progress)
+            return self._record(job, started, measurement=measurement)
         except HilbenchError as exc:
             return self._record(job, started, error=str(exc))
 

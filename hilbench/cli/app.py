@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hilbench.cli import demo, devices, profiles, run
+from hilbench.cli import coordinator, demo, devices, profiles, run
 from hilbench.core.errors import HilbenchError, UserError
 
 EXIT_USER_ERROR = 2
@@ -22,6 +22,8 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(profiles.app, name="profiles")
 app.command("run")(run.run_command)
 app.command("demo")(demo.demo_command)
+app.command("serve")(coordinator.serve_command)
+app.command("agent")(coordinator.agent_command)
 
 
 def main(argv: list[str] | None = None) -> None:

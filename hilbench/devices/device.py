@@ -108,6 +108,19 @@ class Device:
             emulation=emulation,
         )
 
+    def run_model(
+        self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
+        progress: ProgressCallback,
+    ) -> Measurement:
+        """Stage ``model`` on the device and measure it there."""
+        return self.run_job(self.job_spec(job_id, model, settings), progress)
+
+    def cancel(self) -> None:
+        self.shell.cancel()
+
+    def close(self) -> None:
+        self.shell.close()
+
     def run_job(self, job: JobSpec, progress: ProgressCallback) -> Measurement:
         """Run the agent on the device with ``job``; raise the hilbench error it reports."""
 

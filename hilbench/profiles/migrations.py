@@ -8,12 +8,18 @@ from collections.abc import Callable
 from sqlalchemy import Connection, inspect, select
 
 from hilbench.core.errors import NotAStoreError, SchemaTooNewError
-from hilbench.profiles.schema import metadata, schema_version
+from hilbench.profiles.schema import agents, jobs, metadata, schema_version
 
-LATEST_VERSION = 1
+LATEST_VERSION = 2
+
+
+def _add_coordinator_tables(connection: Connection) -> None:
+    """Version 2: the coordinator's agents and job queue."""
+    metadata.create_all(connection, tables=[agents, jobs])
+
 
 # (version reached, step from the version before). Version 1 is the base schema.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = []
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _add_coordinator_tables)]
 
 
 def migrate(connection: Connection, url: str) -> int:

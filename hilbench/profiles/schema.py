@@ -111,3 +111,36 @@ samples = Table(
     Column("idx", Integer, primary_key=True),
     Column("latency_ns", BigInteger, nullable=False),
 )
+
+# Version 2: the coordinator's agents and job queue.
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("device_name", String(64), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("registered_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Index("ix_agents_device_name", "device_name"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", String(64), nullable=False, unique=True),
+    Column("campaign_id", String(64)),
+    Column("device_name", String(64), nullable=False),
+    Column("model_sha256", String(64), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("lease_agent", String(64)),
+    Column("lease_expires_at", Float),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Index("ix_jobs_device_status", "device_name", "status"),
+)

@@ -127,7 +127,8 @@ class Store:
         self.close()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction; database errors become ``StoreError``."""
         try:
             with self._engine.begin() as connection:
                 yield connection
@@ -137,7 +138,8 @@ class Store:
             raise StoreError(f"store {self._url}: write failed: {_short(exc)}") from exc
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def connection(self) -> Iterator[Connection]:
+        """A read connection; database errors become ``StoreError``."""
         try:
             with self._engine.connect() as connection:
                 yield connection
@@ -150,7 +152,7 @@ class Store:
         """Register ``device``; ``DuplicateDeviceError`` if the name is taken."""
         duplicate = DuplicateDeviceError(f"device {device.name} is already registered")
         try:
-            with self._write() as connection:
+            with self.transaction() as connection:
                 if _device_id(connection, device.name) is not None:
                     raise duplicate
                 connection.execute(
@@ -163,26 +165,26 @@ class Store:
             raise duplicate from exc
 
     def get_device(self, name: str) -> DeviceRecord:
-        with self._read() as connection:
+        with self.connection() as connection:
             row = connection.execute(select(devices).where(devices.c.name == name)).first()
             if row is None:
                 raise self._unknown(connection, name)
         return _device_record(row._mapping)
 
     def list_devices(self) -> list[DeviceRecord]:
-        with self._read() as connection:
+        with self.connection() as connection:
             rows = connection.execute(select(devices).order_by(devices.c.name)).all()
         return [_device_record(row._mapping) for row in rows]
 
     def remove_device(self, name: str) -> None:
         """Unregister a device; its runs stay (with the device's name)."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             removed = connection.execute(devices.delete().where(devices.c.name == name))
             if removed.rowcount == 0:
                 raise self._unknown(connection, name)
 
     def update_device_info(self, name: str, info: dict[str, Any]) -> None:
-        with self._write() as connection:
+        with self.transaction() as connection:
             updated = connection.execute(
                 devices.update().where(devices.c.name == name).values(info=info)
             )
@@ -200,8 +202,8 @@ class Store:
 
     def add_model(self, model: ModelRecord) -> None:
         """Record a model; a model already known by its sha256 is kept as it is."""
-        with self._write() as connection:
-            _model_id(connection, model)
+        with self.transaction() as connection:
+            model_id(connection, model)
 
     def save_run(self, run: RunRecord) -> bool:
         """Store a run with its measurement and every raw sample, all or nothing.
@@ -210,8 +212,8 @@ class Store:
 
     def save_runs(self, records: Sequence[RunRecord]) -> int:
         """Store several runs in one transaction; returns how many were new."""
-        with self._write() as connection:
-            return sum(_insert_run(connection, run) for run in records)
+        with self.transaction() as connection:
+            return sum(insert_run(connection, run) for run in records)
 
     # queries -----------------------------------------------------------------------------
 
@@ -222,7 +224,7 @@ class Store:
             query = query.where(runs.c.device_name == device)
         if model is not None:
             query = query.where((models.c.name == model) | models.c.sha256.startswith(model))
-        with self._read() as connection:
+        with self.connection() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         frame = pandas.DataFrame(rows, columns=list(query.selected_columns.keys()))
         for column in SUMMARY_COLUMNS:  # failed runs have no summary: NaN, not None
@@ -240,13 +242,13 @@ class Store:
             .where(runs.c.run_id == run_id)
             .order_by(samples.c.idx)
         )
-        with self._read() as connection:
+        with self.connection() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         return pandas.DataFrame(rows, columns=["run_id", "idx", "latency_ms"])
 
     def measurement(self, run_id: str) -> Measurement:
         """Rebuild a stored measurement, raw samples included."""
-        with self._read() as connection:
+        with self.connection() as connection:
             found = _load_measurements(connection, [run_id])
         if run_id not in found:
             raise StoreError(f"no measurement stored for run {run_id}")
@@ -254,7 +256,7 @@ class Store:
 
     def run_records(self) -> list[RunRecord]:
         """Every stored run as a record (used by export)."""
-        with self._read() as connection:
+        with self.connection() as connection:
             rows = connection.execute(_records_query()).all()
             loaded = _load_measurements(connection, [r.run_id for r in rows if r.status == RUN_OK])
         return [_run_record(row._mapping, loaded.get(row.run_id)) for row in rows]
@@ -269,7 +271,7 @@ class Store:
                    runs.c.status == RUN_OK)
             .order_by(runs.c.started_at)
         )
-        with self._read() as connection:
+        with self.connection() as connection:
             run_ids = list(connection.execute(query).scalars())
             loaded = _load_measurements(connection, run_ids)
         if not loaded:
@@ -277,7 +279,7 @@ class Store:
         return combine([loaded[r] for r in run_ids])
 
     def sample_count(self) -> int:
-        with self._read() as connection:
+        with self.connection() as connection:
             return int(connection.execute(select(func.count()).select_from(samples)).scalar() or 0)
 
 
@@ -295,7 +297,7 @@ def _device_record(row: Any) -> DeviceRecord:
     )
 
 
-def _model_id(connection: Connection, model: ModelRecord) -> int:
+def model_id(connection: Connection, model: ModelRecord) -> int:
     query = select(models.c.id).where(models.c.sha256 == model.sha256)
     found = connection.execute(query).scalar()
     if found is not None:
@@ -319,7 +321,7 @@ def _inserted_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def _insert_run(connection: Connection, run: RunRecord) -> int:
+def insert_run(connection: Connection, run: RunRecord) -> int:
     exists = connection.execute(select(runs.c.id).where(runs.c.run_id == run.run_id)).first()
     if exists is not None:
         return 0
@@ -328,7 +330,7 @@ def _insert_run(connection: Connection, run: RunRecord) -> int:
     values: dict[str, Any] = {
         "run_id": run.run_id, "campaign_id": run.campaign_id,
         "device_id": _device_id(connection, run.device), "device_name": run.device,
-        "model_id": _model_id(connection, run.model), "status": run.status, "error": run.error,
+        "model_id": model_id(connection, run.model), "status": run.status, "error": run.error,
         "settings": run.settings.to_dict(), "started_at": run.started_at,
         "finished_at": run.finished_at,
     }

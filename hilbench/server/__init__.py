@@ -1,0 +1,1 @@
+"""The coordinator: agents register, lease jobs, upload results (FastAPI)."""
