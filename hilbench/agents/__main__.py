@@ -13,7 +13,7 @@ from hilbench.agents.coordinator import AgentConfig, PullingAgent
 from hilbench.agents.job import execute
 from hilbench.agents.protocol import JobSpec, error_result, ok_result, progress_line
 from hilbench.agents.sysfs import probe
-from hilbench.core.errors import HilbenchError
+from hilbench.core.errors import HilbenchError, UnsupportedFormatError
 
 
 def _report_progress(phase: str, fraction: float) -> None:
@@ -45,15 +45,24 @@ def _probe(root: str) -> int:
 
 
 def _runtimes() -> dict[str, dict[str, object]]:
+    """The runtimes this device can run models with, and their versions."""
     found: dict[str, dict[str, object]] = {}
     try:
         import onnxruntime
+
+        found["onnxruntime"] = {
+            "version": onnxruntime.__version__,
+            "providers": list(onnxruntime.get_available_providers()),
+        }
     except ImportError:
-        return found
-    found["onnxruntime"] = {
-        "version": onnxruntime.__version__,
-        "providers": list(onnxruntime.get_available_providers()),
-    }
+        pass
+    try:
+        from hilbench.agents.runners.litert import LiteRtRunner
+
+        litert = LiteRtRunner()
+        found[litert.name] = {"version": litert.version(), "providers": ["CPU"]}
+    except UnsupportedFormatError:
+        pass
     return found
 
 

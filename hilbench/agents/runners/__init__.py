@@ -9,8 +9,6 @@ from hilbench.core.errors import UnsupportedFormatError
 
 __all__ = ["LoadedModel", "Runner", "TensorSpec", "runner_for"]
 
-_PLANNED_FORMATS = {".tflite": "TFLite"}
-
 
 def runner_for(path: Path) -> Runner:
     """The runner for a model file, by its suffix."""
@@ -19,8 +17,10 @@ def runner_for(path: Path) -> Runner:
         from hilbench.agents.runners.onnx import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner()
-    if suffix in _PLANNED_FORMATS:
-        raise UnsupportedFormatError(
-            f"{path.name}: {_PLANNED_FORMATS[suffix]} models are not supported yet; use ONNX"
-        )
-    raise UnsupportedFormatError(f"{path.name}: unknown model format {suffix!r}; expected .onnx")
+    if suffix == ".tflite":
+        from hilbench.agents.runners.litert import LiteRtRunner
+
+        return LiteRtRunner()
+    raise UnsupportedFormatError(
+        f"{path.name}: unknown model format {suffix!r}; expected .onnx or .tflite"
+    )
