@@ -21,6 +21,7 @@ def test_add_probes_and_lists_devices(store: str) -> None:
     phone = rows[0]
     assert (phone["kind"], phone["preset"], phone["class"]) == ("emulated", "phone", "phone")
     assert phone["cpu_count"] == 8 and phone["dvfs_domains"] == ["cpu0-3", "cpu4-7"]
+    assert phone["os"] == "Android 14 (emulated)"
     assert "onnxruntime" in phone["runtimes"]
     assert rows[1]["class"] == "cpu" and rows[1]["cpu_count"] >= 1
     table = bench("devices", "list", store=store).stdout

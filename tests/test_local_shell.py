@@ -69,6 +69,17 @@ def _alive(status: Path) -> bool:
         return False
 
 
+def test_push_and_pull_copy_files(tmp_path: Path) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"\x00\x01" * 1000)
+    shell = LocalShell()
+    shell.push(source, str(tmp_path / "device" / "model.bin"))
+    shell.pull(str(tmp_path / "device" / "model.bin"), tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == source.read_bytes()
+    with pytest.raises(TransportError, match="cannot copy"):
+        shell.pull(str(tmp_path / "missing"), tmp_path / "x")
+
+
 def test_missing_program_is_a_transport_error() -> None:
     with pytest.raises(TransportError, match="cannot start"):
         LocalShell().run(["/nonexistent/program"], timeout_s=5)

@@ -71,6 +71,8 @@ def test_files_push_and_read(sshd: SshServer, tmp_path: Path) -> None:
     assert remote.size(destination) is None
     remote.push(local, destination)
     assert remote.size(destination) == 100_000
+    remote.pull(destination, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
     (tmp_path / "note.txt").write_text("hello")
     assert remote.read_text(str(tmp_path / "note.txt")) == "hello"
 

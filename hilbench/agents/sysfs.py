@@ -98,10 +98,20 @@ def read_cpu_model(root: Path) -> str | None:
     return None
 
 
+def _os_name(root: Path) -> str | None:
+    """PRETTY_NAME from os-release, else the kernel's own name."""
+    release = _read(root / "etc/os-release") or _read(root / "usr/lib/os-release") or ""
+    match = re.search(r'^PRETTY_NAME="?([^"\n]+)"?', release, re.MULTILINE)
+    if match:
+        return match.group(1)
+    return _read(root / "proc/sys/kernel/ostype")
+
+
 def probe(root: Path) -> dict[str, object]:
     """What a device's sysfs/procfs says about it."""
     dvfs = read_dvfs(root)
     return {
+        "os": _os_name(root),
         "cpu_count": read_cpu_count(root),
         "cpu_model": read_cpu_model(root),
         "memory_mb": read_memory_mb(root),

@@ -50,6 +50,7 @@ def device_row(record: DeviceRecord) -> dict[str, Any]:
         "kind": record.kind,
         "preset": record.preset,
         "class": info.get("class"),
+        "os": info.get("os"),
         "cpu_count": info.get("cpu_count"),
         "cpu_model": info.get("cpu_model"),
         "memory_mb": info.get("memory_mb"),
@@ -160,6 +161,7 @@ def show_device(
 def _describe(info: dict[str, Any], row: dict[str, Any], runs: int) -> list[str]:
     lines = [
         f"  class:    {row['class'] or '?'}",
+        f"  OS:       {row['os'] or '?'}",
         f"  CPU:      {row['cpu_model'] or '?'} ({row['cpu_count'] or '?'} CPUs)",
         f"  memory:   {row['memory_mb']:.0f} MiB" if row["memory_mb"] else "  memory:   ?",
         f"  python:   {info.get('python_version', '?')}, agent {info.get('agent_version', '?')}",

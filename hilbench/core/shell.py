@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 LineCallback = Callable[[str], None]
@@ -39,6 +40,14 @@ class Shell(Protocol):
 
     def read_text(self, path: str) -> str:
         """Read a small text file on the device."""
+        ...
+
+    def push(self, local: Path, remote: str) -> None:
+        """Copy a file to the device."""
+        ...
+
+    def pull(self, remote: str, local: Path) -> None:
+        """Copy a file from the device."""
         ...
 
     def cancel(self) -> None:

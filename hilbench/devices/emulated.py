@@ -49,6 +49,7 @@ def write_sysfs(preset: EmulatedPreset, root: Path) -> Path:
     for index, cluster in enumerate(preset.clusters):
         _write_policy(root, preset.first_cpu(index), cluster)
     _write(root / "proc/meminfo", f"MemTotal:       {preset.memory_mb * 1024} kB")
+    _write(root / "etc/os-release", f'PRETTY_NAME="{preset.os_name}"')
     cpuinfo = "\n".join(f"processor\t: {cpu}" for cpu in range(total))
     _write(root / "proc/cpuinfo", f"{cpuinfo}\nHardware\t: {preset.cpu_model}")
     return root

@@ -4,6 +4,7 @@ can stop the whole process group (TERM, then KILL)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -105,6 +106,20 @@ class LocalShell:
             stderr="".join(stderr_lines),
             duration_s=time.perf_counter() - start,
         )
+
+    def push(self, local: Path, remote: str) -> None:
+        self._copy(local, Path(remote))
+
+    def pull(self, remote: str, local: Path) -> None:
+        self._copy(Path(remote), local)
+
+    @staticmethod
+    def _copy(source: Path, destination: Path) -> None:
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, destination)
+        except OSError as exc:
+            raise TransportError(f"cannot copy {source}: {exc.strerror or exc}") from exc
 
     def read_text(self, path: str) -> str:
         try:

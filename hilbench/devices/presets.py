@@ -31,6 +31,7 @@ class EmulatedPreset:
     parallel_fraction: float
     memory_bound_fraction: float
     noise_sigma: float
+    os_name: str = "Linux (emulated)"
 
     def first_cpu(self, cluster_index: int) -> int:
         return sum(c.cores for c in self.clusters[:cluster_index])
@@ -58,6 +59,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             parallel_fraction=0.60,
             memory_bound_fraction=0.25,
             noise_sigma=0.03,
+            os_name="Android 14 (emulated)",
         ),
         EmulatedPreset(
             name="jetson",
@@ -71,6 +73,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             parallel_fraction=0.60,
             memory_bound_fraction=0.30,
             noise_sigma=0.02,
+            os_name="Ubuntu 22.04 (L4T R36, emulated)",
         ),
         EmulatedPreset(
             name="server",
@@ -84,6 +87,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             parallel_fraction=0.50,
             memory_bound_fraction=0.35,
             noise_sigma=0.015,
+            os_name="Ubuntu 24.04 LTS (emulated)",
         ),
         EmulatedPreset(
             name="fpga",
@@ -97,6 +101,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             parallel_fraction=0.75,
             memory_bound_fraction=0.50,
             noise_sigma=0.01,
+            os_name="PetaLinux 2024.1 (emulated)",
         ),
     )
 }

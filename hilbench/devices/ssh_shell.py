@@ -196,6 +196,14 @@ class SshShell:
         except OSError as exc:
             raise TransportError(f"{self._target.address}: cannot push {local}: {exc}") from exc
 
+    def pull(self, remote: str, local: Path) -> None:
+        """Copy ``remote`` to ``local``."""
+        try:
+            with self._sftp() as sftp:
+                sftp.get(remote, str(local))
+        except OSError as exc:
+            raise TransportError(f"{self._target.address}: cannot pull {remote}: {exc}") from exc
+
     def size(self, remote: str) -> int | None:
         """Size of a remote file, None when it does not exist."""
         try:
