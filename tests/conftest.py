@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.adblab import AdbLab, run_adb_lab
 from tests.sshd import SshServer, run_sshd
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -50,3 +51,9 @@ def postgres_url() -> Iterator[str]:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """A real OpenSSH sshd on loopback, for this test module."""
     yield from run_sshd(tmp_path_factory.mktemp("sshd"))
+
+
+@pytest.fixture
+def adb_lab(tmp_path: Path) -> Iterator[AdbLab]:
+    """The real adb server and an emulated Android device, for one test."""
+    yield from run_adb_lab(tmp_path)

@@ -13,7 +13,14 @@ from rich.table import Table
 from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
 from hilbench.core.errors import AgentError, DeviceError, DuplicateDeviceError, TransportError
 from hilbench.core.records import DEVICE_KINDS, DeviceRecord
-from hilbench.devices.device import DEFAULT_REMOTE_DIR, open_device, ssh_transport
+from hilbench.devices.adb_shell import DEFAULT_SERVER
+from hilbench.devices.device import (
+    DEFAULT_ADB_DIR,
+    DEFAULT_REMOTE_DIR,
+    adb_transport,
+    open_device,
+    ssh_transport,
+)
 from hilbench.devices.registry import new_device_record
 from hilbench.profiles.store import Store
 
@@ -103,22 +110,39 @@ def add_device(
         str | None,
         typer.Option("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
     ] = None,
+    adb: Annotated[
+        str | None, typer.Option("--adb", help="Reach it through adb: SERIAL or host:port.")
+    ] = None,
+    adb_server: Annotated[
+        str, typer.Option("--adb-server", help="The adb server, host:port.")
+    ] = DEFAULT_SERVER,
     python: Annotated[
         str, typer.Option("--python", help="Python on the device that runs the agent.")
     ] = "python3",
     remote_dir: Annotated[
-        str, typer.Option("--remote-dir", help="Folder on the device for agent and models.")
-    ] = DEFAULT_REMOTE_DIR,
+        str | None,
+        typer.Option("--remote-dir", help="Folder on the device for agent and models "
+                     f"[default: {DEFAULT_REMOTE_DIR} over SSH, {DEFAULT_ADB_DIR} over adb]."),
+    ] = None,
+    sysfs_root: Annotated[
+        str, typer.Option("--sysfs-root", help="Where the device's /sys and /proc are.")
+    ] = "/",
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Register a device, probe it and show what was found."""
     transport = None
+    if ssh is not None and adb is not None:
+        raise DeviceError("choose one of --ssh and --adb")
     if ssh is not None:
         if key is None:
             raise DeviceError("--ssh needs --key PATH (the private key that logs in)")
         kind = "ssh"
-        transport = ssh_transport(ssh, key, python, known_hosts, remote_dir)
+        transport = ssh_transport(ssh, key, python, known_hosts, remote_dir or DEFAULT_REMOTE_DIR)
+    if adb is not None:
+        kind = "adb"
+        transport = adb_transport(adb, adb_server, python, remote_dir or DEFAULT_ADB_DIR,
+                                  sysfs_root)
     record = new_device_record(name, kind, preset, transport)
     with open_store(store) as opened:
         added = register(opened, record)

@@ -11,7 +11,7 @@ from hilbench.core.errors import ModelError
 from hilbench.core.measurement import Measurement
 from hilbench.core.settings import BenchmarkSettings
 
-DEVICE_KINDS = ("local", "emulated", "ssh")
+DEVICE_KINDS = ("local", "emulated", "ssh", "adb")
 RUN_OK = "ok"
 RUN_FAILED = "failed"
 

@@ -17,6 +17,7 @@ from hilbench.core.measurement import Measurement
 from hilbench.core.records import DeviceRecord, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.shell import CommandResult, Shell
+from hilbench.devices.adb_shell import DEFAULT_SERVER, AdbShell, parse_server
 from hilbench.devices.agent_bundle import agent_bundle, bundle_name
 from hilbench.devices.emulated import speed_model, write_sysfs
 from hilbench.devices.local_shell import LocalShell
@@ -26,6 +27,7 @@ from hilbench.devices.ssh_shell import SshShell, SshTarget
 LOAD_ALLOWANCE_S = 120.0
 PROBE_TIMEOUT_S = 60.0
 DEFAULT_REMOTE_DIR = ".hilbench"
+DEFAULT_ADB_DIR = "/data/local/tmp/hilbench"
 
 
 class DeviceFiles(Protocol):
@@ -49,12 +51,18 @@ class LocalFiles:
         return model.path
 
 
+class FileShell(Protocol):
+    def push(self, local: Path, remote: str) -> None: ...
+
+    def size(self, remote: str) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class RemoteFiles:
-    """A device reached over SSH: the agent zipapp and the models are pushed into
+    """A device reached over SSH or ADB: the agent zipapp and the models are pushed into
     ``directory`` (relative paths are under the login's home), each once."""
 
-    shell: SshShell
+    shell: FileShell
     python: str
     directory: str
 
@@ -175,6 +183,27 @@ def ssh_transport(
             "python": python, "directory": directory}
 
 
+def adb_transport(
+    serial: str, server: str = DEFAULT_SERVER, python: str = "python3",
+    directory: str = DEFAULT_ADB_DIR, sysfs_root: str = "/",
+) -> dict[str, Any]:
+    """Validated transport settings of an ADB device, as the store keeps them."""
+    parse_server(server)
+    if not serial.strip() or any(c.isspace() for c in serial):
+        raise DeviceError(f"invalid adb serial {serial!r}")
+    return {"adb": serial, "adb_server": server, "python": python, "directory": directory,
+            "sysfs_root": sysfs_root}
+
+
+def _open_adb(record: DeviceRecord) -> Device:
+    settings = record.transport
+    shell = AdbShell(settings["adb"], settings.get("adb_server", DEFAULT_SERVER),
+                     stdin_dir=settings.get("directory", DEFAULT_ADB_DIR))
+    files = RemoteFiles(shell, settings.get("python", "python3"),
+                        settings.get("directory", DEFAULT_ADB_DIR))
+    return Device(record, shell, files, settings.get("sysfs_root", "/"), exclusive_host_cpu=False)
+
+
 def _open_ssh(record: DeviceRecord) -> Device:
     settings = record.transport
     target = SshTarget.parse(settings["ssh"], settings["key"], settings.get("known_hosts"))
@@ -195,5 +224,7 @@ def open_device(record: DeviceRecord, workdir: Path) -> Device:
         return Device(record, LocalShell(), LocalFiles(), str(root), exclusive_host_cpu=False)
     if record.kind == "ssh":
         return _open_ssh(record)
+    if record.kind == "adb":
+        return _open_adb(record)
     raise DeviceError(f"device {record.name} has kind {record.kind!r}, which this hilbench "
                       "cannot reach")

@@ -36,6 +36,8 @@ def new_device_record(
         raise DeviceError(f"--preset applies to emulated devices only, not to kind {kind!r}")
     if kind == "ssh" and not transport:
         raise DeviceError("an SSH device needs --ssh user@host[:port] and --key PATH")
+    if kind == "adb" and not transport:
+        raise DeviceError("an ADB device needs --adb SERIAL (or host:port)")
     return DeviceRecord(name=name, kind=kind, preset=preset, transport=transport or {})
 
 
