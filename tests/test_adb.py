@@ -3,8 +3,10 @@ speaks the device side of the ADB protocol (CNXN, OPEN, WRTE, shell v2, sync).""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,32 @@ def test_bad_adb_settings_are_one_line(tmp_path: Path) -> None:
     unreachable = bench("devices", "add", "x", "--adb", "emulator-5554", "--adb-server",
                         f"127.0.0.1:{free_port()}", store=store)
     assert "cannot probe it" in one_line_error(unreachable)
+
+
+def test_device_unplugged_mid_run_fails_alone(adb_lab: AdbLab, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    added = bench("devices", "add", "emu-adb", "--adb", adb_lab.serial, "--adb-server",
+                  adb_lab.server, "--python", sys.executable, "--remote-dir",
+                  str(adb_lab.sandbox / "data/local/tmp/hilbench"), store=store)
+    assert added.returncode == 0, added.stderr
+    assert bench("devices", "add", "phone", "--preset", "phone", store=store).returncode == 0
+    run = subprocess.Popen(
+        [sys.executable, "-m", "hilbench.cli", "run", "-m", str(MODEL), "-d", "emu-adb,phone",
+         "--min-time", "3s", "--json", "--store", store],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    models = adb_lab.sandbox / "data/local/tmp/hilbench/models"
+    deadline = time.monotonic() + 60
+    while not (models.exists() and any(models.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the job is running on the device now
+    adb_lab.emulator.kill()  # unplugged
+    stdout, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
+    assert stdout.strip(), stderr
+    rows = {row["device"]: row for row in json.loads(stdout)}
+    assert rows["phone"]["status"] == "ok"
+    assert rows["emu-adb"]["status"] == "failed"
+    assert rows["emu-adb"]["error"].startswith(f"{adb_lab.serial}: device lost"), rows
+    stored = {r["device"]: r["status"] for r in bench_json("profiles", "show", store=store)}
+    assert stored == {"phone": "ok", "emu-adb": "failed"}

@@ -74,7 +74,7 @@ class AdbShell:
                     raise TransportError(f"{self._serial}: adb connect failed: {answer.strip()}")
             device = client.device(self._serial)
             state = device.get_state()
-        except adbutils.AdbError as exc:
+        except (adbutils.AdbError, EOFError) as exc:
             raise TransportError(f"{self._serial}: {_short(exc)}") from exc
         except OSError as exc:
             raise TransportError(
@@ -100,7 +100,7 @@ class AdbShell:
             raise CommandTimeoutError(
                 f"{self._serial}: {argv[0]} did not finish within {timeout_s:g} s"
             ) from exc
-        except (adbutils.AdbError, OSError) as exc:
+        except (adbutils.AdbError, OSError, EOFError) as exc:
             raise TransportError(f"{self._serial}: device lost: {_short(exc)}") from exc
         if on_stderr_line is not None:
             for line in result.stderr.splitlines():
@@ -111,7 +111,7 @@ class AdbShell:
     def _push_bytes(self, device: Any, data: bytes, remote: str) -> None:
         try:
             device.sync.push(data, remote, mode=0o644)
-        except (adbutils.AdbError, OSError) as exc:
+        except (adbutils.AdbError, OSError, EOFError) as exc:
             raise TransportError(f"{self._serial}: cannot push {remote}: {_short(exc)}") from exc
 
     def push(self, local: Path, remote: str) -> None:
@@ -119,19 +119,19 @@ class AdbShell:
         self.run(["mkdir", "-p", str(Path(remote).parent)], timeout_s=30)
         try:
             device.sync.push(str(local), remote, mode=0o755)
-        except (adbutils.AdbError, OSError) as exc:
+        except (adbutils.AdbError, OSError, EOFError) as exc:
             raise TransportError(f"{self._serial}: cannot push {local}: {_short(exc)}") from exc
 
     def pull(self, remote: str, local: Path) -> None:
         try:
             self._connected().sync.pull(remote, str(local))
-        except (adbutils.AdbError, OSError) as exc:
+        except (adbutils.AdbError, OSError, EOFError) as exc:
             raise TransportError(f"{self._serial}: cannot pull {remote}: {_short(exc)}") from exc
 
     def size(self, remote: str) -> int | None:
         try:
             info = self._connected().sync.stat(remote)
-        except (adbutils.AdbError, OSError) as exc:
+        except (adbutils.AdbError, OSError, EOFError) as exc:
             raise TransportError(f"{self._serial}: cannot stat {remote}: {_short(exc)}") from exc
         return None if info.mode == 0 else int(info.size)
 
