@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,26 @@ def test_stderr_lines_stream_to_the_callback(sshd: SshServer) -> None:
     assert seen == ["p0", "p1", "p2"]
 
 
-def test_timeout(sshd: SshServer) -> None:
+def _sleepers(seconds: str) -> list[Path]:
+    """Processes on this machine (the sshd's device) running ``sleep seconds``."""
+    wanted = f"sleep\0{seconds}\0".encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == wanted:
+                found.append(cmdline.parent)
+        except OSError:
+            continue
+    return found
+
+
+def test_timeout_stops_the_remote_command(sshd: SshServer) -> None:
     with pytest.raises(CommandTimeoutError, match="did not finish within 1 s"):
-        shell(sshd).run(["sleep", "30"], timeout_s=1)
+        shell(sshd).run(["sleep", "31.7"], timeout_s=1)
+    deadline = time.monotonic() + 10
+    while _sleepers("31.7") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _sleepers("31.7"), "the remote command outlived its timeout"
 
 
 def test_files_push_and_read(sshd: SshServer, tmp_path: Path) -> None:

@@ -137,7 +137,7 @@ class SshShell:
         on_stderr_line: LineCallback | None = None,
     ) -> CommandResult:
         start = time.perf_counter()
-        command = shlex.join(argv)
+        command = shlex.join(["sh", "-c", _REPORT_PID, "sh", *argv])
         transport = self._connected().get_transport()
         if transport is None:
             raise TransportError(f"{self._target.address}: connection lost")
@@ -152,7 +152,8 @@ class SshShell:
             if stdin:
                 channel.sendall(stdin.encode())
             channel.shutdown_write()
-            stdout, stderr = _drain(channel, start + timeout_s, on_stderr_line)
+            remote = _RemoteProcess(on_stderr_line)
+            stdout, stderr = _drain(channel, start + timeout_s, remote.line)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"{self._target.address}: connection lost: {exc}") from exc
         finally:
@@ -160,6 +161,7 @@ class SshShell:
                 self._channels.discard(channel)
         if stdout is None:
             channel.close()
+            self._stop_remote(remote.pid)
             raise CommandTimeoutError(
                 f"{self._target.address}: {argv[0]} did not finish within {timeout_s:g} s"
             )
@@ -167,8 +169,24 @@ class SshShell:
             raise TransportError(f"{self._target.address}: the run was cancelled")
         return CommandResult(
             argv=tuple(argv), returncode=channel.recv_exit_status(), stdout=stdout,
-            stderr=stderr, duration_s=time.perf_counter() - start,
+            stderr=remote.strip(stderr), duration_s=time.perf_counter() - start,
         )
+
+    def _stop_remote(self, pid: int | None) -> None:
+        """TERM, then KILL, the command that ran past its timeout (closing the channel
+        alone leaves it running on the device)."""
+        if pid is None:
+            return
+        stop = f"kill -TERM {pid} 2>/dev/null; sleep 2; kill -KILL {pid} 2>/dev/null; true"
+        transport = self._connected().get_transport()
+        try:
+            if transport is not None:
+                channel = transport.open_session(timeout=self._connect_timeout_s)
+                channel.exec_command(shlex.join(["sh", "-c", stop]))
+                channel.recv_exit_status()
+                channel.close()
+        except (paramiko.SSHException, OSError, EOFError):
+            pass  # the device went away: nothing left to stop there
 
     # files -----------------------------------------------------------------------------
 
@@ -213,6 +231,30 @@ class SshShell:
             return None
         except OSError as exc:
             raise TransportError(f"{self._target.address}: cannot stat {remote}: {exc}") from exc
+
+
+_PID_PREFIX = "HILBENCH-PID "
+# Reports the command's pid on stderr, then becomes the command: our constant script, the
+# user's argv stays data.
+_REPORT_PID = f'echo "{_PID_PREFIX}$$" >&2; exec "$@"'
+
+
+class _RemoteProcess:
+    """Takes the pid line out of the command's stderr."""
+
+    def __init__(self, forward: LineCallback | None) -> None:
+        self.pid: int | None = None
+        self._forward = forward
+
+    def line(self, text: str) -> None:
+        if self.pid is None and text.startswith(_PID_PREFIX):
+            self.pid = int(text[len(_PID_PREFIX):])
+        elif self._forward is not None:
+            self._forward(text)
+
+    def strip(self, stderr: str) -> str:
+        first, _, rest = stderr.partition("\n")
+        return rest if first.startswith(_PID_PREFIX) else stderr
 
 
 def _alive(client: paramiko.SSHClient) -> bool:
