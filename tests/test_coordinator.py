@@ -132,6 +132,9 @@ def test_tokens_are_required(lab: Lab) -> None:
     assert _http(f"{lab.url}/v1/register", wrong)[0] == 401
     hostile = {**wrong, "enroll_token": SECRET, "name": "../../etc"}
     assert _http(f"{lab.url}/v1/register", hostile)[0] == 422
+    newer = {**wrong, "enroll_token": SECRET, "schema_version": 99}
+    status, answer = _http(f"{lab.url}/v1/register", newer)
+    assert status == 426 and "upgrade hilbench on the coordinator" in answer["detail"]
     ok = {**wrong, "enroll_token": SECRET}
     status, answer = _http(f"{lab.url}/v1/register", ok)
     assert status == 200 and len(answer["token"]) > 20
@@ -195,3 +198,44 @@ def test_results_spooled_before_a_restart_are_uploaded(lab: Lab) -> None:
     with Store.open(lab.store) as store:
         assert JobQueue(store).state("job-spooled").status == DONE
         assert store.measurement("job-spooled").samples_ns == measurement.samples_ns
+
+
+def test_a_cancelled_run_takes_its_job_out_of_the_queue(tmp_path: Path) -> None:
+    import threading
+
+    from hilbench.campaign.queue import QueuedDevice
+    from hilbench.core.errors import TransportError
+    from hilbench.core.records import DeviceRecord
+    from hilbench.profiles.jobs import CANCELLED, Agent
+
+    with Store.open(f"sqlite:///{tmp_path}/profiles.db") as store:
+        device = QueuedDevice(DeviceRecord("lab-cpu", "agent"), store)
+        failures: list[Exception] = []
+
+        def wait_for_result() -> None:
+            try:
+                device.run_model("job-c", ModelRecord.from_file(MODEL), BenchmarkSettings(),
+                                 lambda phase, fraction: None)
+            except TransportError as exc:
+                failures.append(exc)
+
+        waiter = threading.Thread(target=wait_for_result)
+        waiter.start()
+        queue = JobQueue(store)
+        deadline = time.monotonic() + 30
+        while not _queued(queue, "job-c") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        device.cancel()
+        waiter.join(timeout=10)
+        assert failures and "cancelled" in str(failures[0])
+        assert queue.state("job-c").status == CANCELLED
+        assert queue.lease(Agent("a", "lab-cpu"), 30) is None
+
+
+def _queued(queue: JobQueue, job_id: str) -> bool:
+    from hilbench.core.errors import StoreError
+
+    try:
+        return queue.state(job_id).status == "queued"
+    except StoreError:
+        return False

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import hilbench
-from hilbench.agents.protocol import JobSpec
+from hilbench.agents.protocol import SCHEMA_VERSION, JobSpec
 from hilbench.agents.sysfs import probe
 from hilbench.core.errors import AgentError
 from hilbench.core.settings import BenchmarkSettings
@@ -56,7 +56,8 @@ class CoordinatorClient:
             raise AgentError(f"cannot reach coordinator {self.url}: {reason}") from exc
 
     def register(self, name: str, device: str, enroll_token: str, info: dict[str, Any]) -> str:
-        body = {"name": name, "device": device, "enroll_token": enroll_token, "info": info}
+        body = {"schema_version": SCHEMA_VERSION, "name": name, "device": device,
+                "enroll_token": enroll_token, "info": info}
         _, answer = self._call("POST", "/v1/register", body)
         return str(json.loads(answer)["token"])
 

@@ -30,6 +30,7 @@ class QueuedDevice:
     queue_wait_s: float = QUEUE_WAIT_S
     exclusive_host_cpu: bool = False
     _cancelled: threading.Event = field(default_factory=threading.Event)
+    _current: str | None = None
 
     @property
     def name(self) -> str:
@@ -39,6 +40,7 @@ class QueuedDevice:
                   progress: ProgressCallback) -> Measurement:
         queue = JobQueue(self.store)
         queue.enqueue(job_id, self.campaign_id, self.name, model, settings)
+        self._current = job_id
         deadline = time.monotonic() + self.queue_wait_s + settings.max_duration_s
         progress("queued", 0.0)
         while not self._cancelled.is_set():
@@ -58,7 +60,10 @@ class QueuedDevice:
         raise TransportError(f"{self.name}: the run was cancelled")
 
     def cancel(self) -> None:
+        """Stop waiting, and take the job out of the queue so that no agent runs it."""
         self._cancelled.set()
+        if self._current is not None:
+            JobQueue(self.store).cancel(self._current)
 
     def close(self) -> None:
         """Nothing held open."""

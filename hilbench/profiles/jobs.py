@@ -17,7 +17,7 @@ from hilbench.core.settings import BenchmarkSettings
 from hilbench.profiles.schema import agents, jobs, models
 from hilbench.profiles.store import Store, insert_run, model_id
 
-QUEUED, LEASED, DONE, FAILED = "queued", "leased", "done", "failed"
+QUEUED, LEASED, DONE, FAILED, CANCELLED = "queued", "leased", "done", "failed", "cancelled"
 
 
 def token_digest(token: str) -> str:
@@ -148,7 +148,7 @@ class JobQueue:
                 raise StoreError(f"unknown job {job_id}")
             if row.device_name != agent.device:
                 raise StoreError(f"job {job_id} is not for device {agent.device}")
-            if row.status in (DONE, FAILED):
+            if row.status in (DONE, FAILED, CANCELLED):
                 return False
             insert_run(connection, run)
             connection.execute(update(jobs).where(jobs.c.job_id == job_id).values(
@@ -156,6 +156,16 @@ class JobQueue:
                 finished_at=time.time(), lease_agent=agent.name,
             ))
         return True
+
+    def cancel(self, job_id: str) -> bool:
+        """Take a job that has not finished out of the queue; its result, should an agent
+        still send one, is not stored."""
+        with self._store.transaction() as connection:
+            result = connection.execute(
+                update(jobs).where(jobs.c.job_id == job_id, jobs.c.status.in_([QUEUED, LEASED]))
+                .values(status=CANCELLED, finished_at=time.time())
+            )
+        return bool(result.rowcount)
 
     def state(self, job_id: str) -> JobState:
         with self._store.connection() as connection:

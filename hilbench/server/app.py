@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from hilbench.agents.protocol import parse_result
+from hilbench.agents.protocol import SCHEMA_VERSION, parse_result
 from hilbench.core.errors import HilbenchError, StoreError
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, RunRecord
 from hilbench.profiles.jobs import Agent, JobQueue
@@ -23,6 +23,7 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
 class Registration(BaseModel):
+    schema_version: int = SCHEMA_VERSION
     name: str = Field(pattern=NAME)
     device: str = Field(pattern=NAME)
     enroll_token: str
@@ -66,6 +67,10 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0) -> FastAP
     def register(body: Registration) -> dict[str, str]:
         if not hmac.compare_digest(body.enroll_token, enroll_token):
             raise HTTPException(401, "invalid enrollment token")
+        if body.schema_version != SCHEMA_VERSION:
+            side = "the coordinator" if body.schema_version > SCHEMA_VERSION else "the device"
+            raise HTTPException(426, f"agent speaks job schema {body.schema_version}, the "
+                                f"coordinator {SCHEMA_VERSION}: upgrade hilbench on {side}")
         known = {d.name: d for d in store.list_devices()}
         if body.device in known and known[body.device].kind != "agent":
             raise HTTPException(409, f"device {body.device} exists and is not an agent device")
