@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_ports
+
 
 @dataclass(frozen=True)
 class AdbLab:
@@ -24,12 +26,6 @@ class AdbLab:
     sandbox: Path
     env: dict[str, str]
     emulator: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(port: int, timeout_s: float = 10) -> None:
@@ -46,7 +42,7 @@ def run_adb_lab(folder: Path) -> Iterator[AdbLab]:
     adb = shutil.which("adb")
     if adb is None:
         pytest.fail("adb not installed: .ci/run installs Debian's adb")
-    device_port, server_port = free_port(), free_port()
+    device_port, server_port = free_ports(2)
     sandbox = folder / "sandbox"
     emulator = subprocess.Popen([sys.executable, "-m", "hilbench.devices.adb_emulator",
                                  "--port", str(device_port), "--sandbox", str(sandbox)])
@@ -54,11 +50,11 @@ def run_adb_lab(folder: Path) -> Iterator[AdbLab]:
     try:
         _wait_for(device_port)
         subprocess.run([adb, "-P", str(server_port), "start-server"], env=env, check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=60)
         yield AdbLab(adb, f"127.0.0.1:{server_port}", f"127.0.0.1:{device_port}", sandbox, env,
                      emulator)
     finally:
         subprocess.run([adb, "-P", str(server_port), "kill-server"], env=env,
-                       capture_output=True, check=False)
+                       capture_output=True, check=False, timeout=60)
         emulator.terminate()
         emulator.wait(timeout=10)

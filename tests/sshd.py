@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -27,12 +29,6 @@ class SshServer:
     @property
     def target(self) -> str:
         return f"{self.user}@127.0.0.1:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _keygen(path: Path) -> None:
@@ -58,7 +54,7 @@ def run_sshd(folder: Path) -> Iterator[SshServer]:
     _keygen(folder / "host_key")
     _keygen(folder / "client_key")
     shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
-    port = _free_port()
+    port = free_port()
     user = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
     (folder / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder}/host_key\n"

@@ -15,8 +15,9 @@ from hilbench.core.errors import TransportError
 from hilbench.devices.adb_shell import AdbShell
 from hilbench.devices.emulated import write_sysfs
 from hilbench.devices.presets import get_preset
-from tests.adblab import AdbLab, free_port
+from tests.adblab import AdbLab
 from tests.cli import bench, bench_json, one_line_error
+from tests.ports import free_port
 
 MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,15 +21,10 @@ from hilbench.core.settings import BenchmarkSettings
 from hilbench.profiles import Store
 from hilbench.profiles.jobs import DONE, LEASED, JobQueue
 from tests.cli import BENCH, bench, bench_json
+from tests.ports import free_port
 
 MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
 SECRET = "lab-enrollment-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _http(url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
@@ -51,7 +45,7 @@ class Lab:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.store = f"sqlite:///{folder}/profiles.db"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: list[subprocess.Popen[str]] = []
 
