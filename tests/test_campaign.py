@@ -12,7 +12,7 @@ import pytest
 from hilbench.campaign.run import Campaign, Job
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
-from hilbench.devices.device import Device, LocalFiles, open_device
+from hilbench.devices.device import Device, LocalFiles, open_device, ssh_transport
 from hilbench.devices.registry import new_device_record
 from hilbench.profiles import Store
 from tests import modelfiles
@@ -82,3 +82,17 @@ def test_local_device_runs_alone_emulated_devices_together(
     assert len(recorder.finished) == 6
     assert frozenset({"phone", "fpga"}) in recorder.overlaps
     assert not any("local" in overlap and len(overlap) > 1 for overlap in recorder.overlaps)
+
+
+def test_a_device_that_cannot_be_opened_fails_alone(tmp_path: Path, model: ModelRecord) -> None:
+    key = tmp_path / "id_ed25519"
+    key.write_text("not really a key")
+    ssh = new_device_record("ssh-dev", "ssh", transport=ssh_transport("me@10.0.0.7", str(key)))
+    key.unlink()  # the key file is gone by the time of the run
+    records = [ssh, new_device_record("phone", "emulated", "phone")]
+    with Store.open(f"sqlite:///{tmp_path}/s.db") as store:
+        result = Campaign(store, records, [model], SETTINGS).run()
+    runs = {run.device: run for run in result.runs}
+    assert runs["phone"].status == RUN_OK
+    assert runs["ssh-dev"].status == RUN_FAILED
+    assert runs["ssh-dev"].error == f"ssh-dev: cannot open it: SSH key not found: {key}"

@@ -16,7 +16,7 @@ from typing import Protocol
 from hilbench.agents.benchmark import ProgressCallback
 from hilbench.campaign.queue import QueuedDevice
 from hilbench.campaign.rwlock import HostCpuLock
-from hilbench.core.errors import HilbenchError
+from hilbench.core.errors import HilbenchError, TransportError
 from hilbench.core.measurement import Measurement
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
@@ -42,6 +42,26 @@ class Target(Protocol):
 
 
 DeviceOpener = Callable[[DeviceRecord, Path], Target]
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A device that could not even be opened (a key file gone, a bad stored setting): each
+    of its jobs fails with why, and the other devices run as usual."""
+
+    name: str
+    reason: str
+    exclusive_host_cpu: bool = False
+
+    def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
+                  progress: ProgressCallback) -> Measurement:
+        raise TransportError(self.reason)
+
+    def cancel(self) -> None:
+        """Nothing runs."""
+
+    def close(self) -> None:
+        """Nothing is open."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,12 @@ class Campaign:
             return QueuedDevice(record, self._store, self.campaign_id)
         return open_device(record, workdir)
 
+    def _open_or_unreachable(self, record: DeviceRecord, workdir: Path) -> Target:
+        try:
+            return self._connect(record, workdir)
+        except HilbenchError as exc:
+            return Unreachable(record.name, f"{record.name}: cannot open it: {exc}")
+
     def jobs_for(self, device: str) -> list[Job]:
         return [Job(uuid.uuid4().hex, device, model) for model in self._models]
 
@@ -117,7 +143,7 @@ class Campaign:
         """Run every job. On Ctrl-C: stop the jobs still running on every device, store
         nothing of them (finished jobs stay stored), and re-raise."""
         with tempfile.TemporaryDirectory(prefix="hilbench-") as workdir:
-            devices = [self._connect(record, Path(workdir)) for record in self._devices]
+            devices = [self._open_or_unreachable(r, Path(workdir)) for r in self._devices]
             try:
                 runs = self._run_all(devices)
             finally:
