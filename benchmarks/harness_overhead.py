@@ -29,6 +29,7 @@ from hilbench.cli.demo import demo_model_path
 from hilbench.cli.parsing import parse_duration
 from hilbench.core.records import ModelRecord
 from hilbench.core.settings import BenchmarkSettings
+from hilbench.core.stats import LatencySummary
 from hilbench.devices.device import open_device
 from hilbench.devices.registry import builtin_devices
 
@@ -63,7 +64,9 @@ def hilbench_median_ms(model: ModelRecord, settings: BenchmarkSettings) -> tuple
         device = open_device(record, Path(workdir))
         job = device.job_spec("overhead", model, settings)
         measurement = device.run_job(job, lambda phase, fraction: None)
-    return measurement.summary.p50_ms, measurement.summary.count
+    summary = LatencySummary.from_ns(measurement.samples_ns)  # the agent keeps raw samples
+    assert summary.p50_ms is not None  # always known from raw samples
+    return summary.p50_ms, summary.count
 
 
 def overhead(rounds: int, min_time_s: float, threads: int | None) -> None:

@@ -10,6 +10,7 @@ from hilbench.core.dvfs import DomainState, DvfsState
 from hilbench.core.measurement import Environment, Measurement
 from hilbench.core.records import RUN_FAILED, RUN_OK, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
+from hilbench.core.stats import LatencySummary
 
 SETTINGS = BenchmarkSettings(min_runs=5, min_duration_s=0.0)
 MODEL = ModelRecord(sha256="5" * 64, name="encoder", format="onnx", path="/models/encoder.onnx",
@@ -50,4 +51,26 @@ def failed_run(device: str = "phone") -> RunRecord:
         run_id=uuid.uuid4().hex, device=device, model=MODEL, settings=SETTINGS,
         status=RUN_FAILED, started_at=1_700_000_100.0, finished_at=1_700_000_101.0,
         error="phone: agent failed: Killed",
+    )
+
+
+def tool_reported_run(device: str = "phone") -> RunRecord:
+    """A run measured by the device's own ``benchmark_model`` (an old build: no
+    percentiles, no first inference): a summary, no raw samples."""
+    environment = replace(ENVIRONMENT, device=device, runtime="benchmark_model",
+                          runtime_version="sha256:" + "b" * 12, emulation=None)
+    reported = LatencySummary(count=50, mean_ms=112.533, p50_ms=None, p90_ms=None, p99_ms=None,
+                              std_ms=0.778, min_ms=110.425, max_ms=114.213)
+    measurement = Measurement(
+        environment=environment, settings=SETTINGS, samples_ns=(),
+        timed_duration_s=50 * 0.112533, init_ms=34.939, first_inference_ms=None,
+        peak_memory_mb=None, started_at=1_700_000_200.0, finished_at=1_700_000_207.0,
+        unavailable_figures=("p50_ms", "p90_ms", "p99_ms", "first_inference_ms",
+                             "peak_memory_mb"),
+        reported=reported,
+    )
+    return RunRecord(
+        run_id=uuid.uuid4().hex, device=device, model=MODEL, settings=SETTINGS, status=RUN_OK,
+        started_at=1_700_000_200.0, finished_at=1_700_000_207.0, measurement=measurement,
+        campaign_id="c2",
     )

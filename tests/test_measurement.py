@@ -10,6 +10,7 @@ from hilbench.core.dvfs import DomainState, DvfsState
 from hilbench.core.errors import IncompatibleMeasurementsError
 from hilbench.core.measurement import Environment, Measurement, combine
 from hilbench.core.settings import BenchmarkSettings
+from tests import factories
 
 ENV = Environment(
     device="phone", device_kind="emulated", runtime="onnxruntime", runtime_version="1.20.0",
@@ -75,3 +76,25 @@ def test_json_round_trip_keeps_everything() -> None:
     assert copy == original
     assert copy.environment.compatibility_key() == original.environment.compatibility_key()
     assert copy.verdict == original.verdict
+
+
+def test_a_tool_summary_round_trips_and_is_judged_on_what_it_reports() -> None:
+    measurement = factories.tool_reported_run().measurement
+    assert measurement is not None
+    assert Measurement.from_dict(measurement.to_dict()) == measurement
+    assert measurement.summary.missing == ("p50_ms", "p90_ms", "p99_ms")
+    assert measurement.verdict.valid
+    without_std = replace(measurement, reported=replace(measurement.reported, std_ms=None))
+    assert without_std.verdict.reasons == (
+        "stability unknown: no standard deviation was reported",
+    )
+    assert without_std.summary.ci95_ms is None and without_std.summary.required_runs() is None
+
+
+def test_a_measurement_needs_samples_or_a_reported_summary() -> None:
+    measurement = factories.measurement()
+    with pytest.raises(ValueError, match="either raw samples or"):
+        replace(measurement, samples_ns=())
+    data = measurement.to_dict()
+    with pytest.raises(ValueError, match="needs 'samples_ns' or"):
+        Measurement.from_dict({**data, "samples_ns": []})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import Connection, create_engine, inspect, text
 
 from hilbench.profiles import Store, migrations
+from hilbench.profiles.schema import NULLABLE_SINCE_V3
 from tests import factories
 
 
@@ -13,27 +16,59 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
     return create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
 
 
-def _make_version_1(url: str) -> None:
-    """A store as hilbench 0.1 left it: no coordinator tables, version 1."""
+def _require_summary_figures(connection: Connection) -> None:
+    """Put back version 2's NOT NULL on every summary figure of ``measurements``."""
+    if connection.dialect.name != "sqlite":
+        for name in NULLABLE_SINCE_V3:
+            connection.execute(text(f'ALTER TABLE measurements ALTER COLUMN "{name}" SET NOT NULL'))
+        return
+    ddl = connection.execute(
+        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'measurements'")
+    ).scalar_one()
+    for name in NULLABLE_SINCE_V3:
+        ddl, found = re.subn(rf"\b{name} FLOAT,", f"{name} FLOAT NOT NULL,", ddl)
+        assert found == 1, name
+    connection.execute(text("ALTER TABLE measurements RENAME TO measurements_v3"))
+    connection.execute(text(ddl))
+    connection.execute(text("INSERT INTO measurements SELECT * FROM measurements_v3"))
+    connection.execute(text("DROP TABLE measurements_v3"))
+
+
+def _make_version(url: str, version: int) -> None:
+    """A store as an older hilbench left it: 2 before tool-reported summaries, 1 also
+    before the coordinator tables."""
     engine = _engine(url)
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE jobs"))
-        connection.execute(text("DROP TABLE agents"))
-        connection.execute(text("UPDATE schema_version SET version = 1"))
+        _require_summary_figures(connection)
+        if version == 1:
+            connection.execute(text("DROP TABLE jobs"))
+            connection.execute(text("DROP TABLE agents"))
+        connection.execute(text(f"UPDATE schema_version SET version = {version}"))
     engine.dispose()
 
 
-def test_version_1_store_gains_the_coordinator_tables(store_url: str) -> None:
+def _nullable(connection: Connection) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns("measurements") if c["nullable"]}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_store_is_upgraded_keeping_its_runs(store_url: str, version: int) -> None:
     run = factories.ok_run()
     with Store.open(store_url) as store:
         store.save_run(run)
-    _make_version_1(store_url)
-    with Store.open(store_url) as store:
-        assert store.measurement(run.run_id) == run.measurement
+    _make_version(store_url, version)
     engine = _engine(store_url)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 2
+        assert not _nullable(connection) & set(NULLABLE_SINCE_V3)  # the old constraint is there
+    with Store.open(store_url) as store:
+        assert store.measurement(run.run_id) == run.measurement
+        tool_run = factories.tool_reported_run()
+        store.save_run(tool_run)  # a summary without percentiles now fits
+        assert store.measurement(tool_run.run_id) == tool_run.measurement
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 3
         assert {"agents", "jobs"} <= set(inspect(connection).get_table_names())
+        assert set(NULLABLE_SINCE_V3) <= _nullable(connection)
     engine.dispose()
 
 

@@ -184,14 +184,31 @@ def test_sqlite_path_that_cannot_be_created(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_export_import_round_trip(store_url: str, tmp_path: Path, suffix: str) -> None:
-    runs = [factories.ok_run(seed=1), factories.failed_run(), factories.ok_run("server", seed=2)]
+    runs = [factories.ok_run(seed=1), factories.failed_run(), factories.ok_run("server", seed=2),
+            factories.tool_reported_run()]
     with Store.open(store_url) as store:
         store.save_runs(runs)
-        assert export_runs(store, tmp_path / f"runs.{suffix}", suffix) == 3
+        assert export_runs(store, tmp_path / f"runs.{suffix}", suffix) == 4
     with Store.open(f"sqlite:///{tmp_path}/copy.db") as copy:
-        assert import_runs(copy, tmp_path / f"runs.{suffix}") == 3
+        assert import_runs(copy, tmp_path / f"runs.{suffix}") == 4
         assert import_runs(copy, tmp_path / f"runs.{suffix}") == 0
         for run in runs:
             if run.measurement is not None:
                 assert copy.measurement(run.run_id) == run.measurement
-        assert sorted(copy.runs()["status"]) == ["failed", "ok", "ok"]
+        assert sorted(copy.runs()["status"]) == ["failed", "ok", "ok", "ok"]
+
+
+def test_a_tool_reported_summary_is_stored_as_reported(store_url: str) -> None:
+    run = factories.tool_reported_run()
+    with Store.open(store_url) as store:
+        store.save_run(run)
+        row = store.runs().iloc[0]
+        assert (row["count"], row["mean_ms"], row["std_ms"]) == (50, 112.533, 0.778)
+        assert row["p99_ms"] is None or row["p99_ms"] != row["p99_ms"]  # missing, not invented
+        assert row["verdict"] == "VALID"
+        assert store.samples(run.run_id).empty
+        assert store.measurement(run.run_id) == run.measurement
+        assert store.pooled("phone", run.model.sha256) == run.measurement
+        store.save_run(factories.tool_reported_run())
+        with pytest.raises(IncompatibleMeasurementsError, match="no raw samples"):
+            store.pooled("phone", run.model.sha256)

@@ -13,6 +13,7 @@ from hilbench.core.errors import IncompatibleMeasurementsError
 from hilbench.core.fields import (
     get_dict,
     get_float,
+    get_int,
     get_list,
     get_optional_float,
     get_optional_int,
@@ -20,10 +21,11 @@ from hilbench.core.fields import (
     get_str,
 )
 from hilbench.core.settings import BenchmarkSettings
-from hilbench.core.stats import LatencySummary
+from hilbench.core.stats import OPTIONAL_STATS, LatencySummary
 from hilbench.core.verdict import Verdict, judge
 
 InputShapes = Tuple[Tuple[str, Tuple[int, ...]], ...]
+SUMMARY_KEYS = ("count", "mean_ms", *OPTIONAL_STATS)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ class Environment:
 class Measurement:
     """Timed inferences of one model on one device in one environment.
 
-    ``samples_ns`` are the raw latencies of the timed runs (warm-up excluded).
+    ``samples_ns`` are the raw latencies of the timed runs (warm-up excluded). A device's
+    own benchmark tool (``benchmark_model``, ``onnxruntime_perf_test``) prints a summary
+    instead: then ``samples_ns`` is empty and ``reported`` holds the figures it printed.
     ``emulated_figures`` names the figures produced by a speed model instead of measured
     on the device itself; ``unavailable_figures`` those the device could not give."""
 
@@ -126,16 +130,23 @@ class Measurement:
     settings: BenchmarkSettings
     samples_ns: tuple[int, ...]
     timed_duration_s: float
-    init_ms: float
-    first_inference_ms: float
+    init_ms: float | None
+    first_inference_ms: float | None
     peak_memory_mb: float | None
     started_at: float
     finished_at: float
     emulated_figures: tuple[str, ...] = ()
     unavailable_figures: tuple[str, ...] = ()
+    reported: LatencySummary | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.samples_ns) == (self.reported is not None):
+            raise ValueError("a measurement has either raw samples or a tool-reported summary")
 
     @cached_property
     def summary(self) -> LatencySummary:
+        if self.reported is not None:
+            return self.reported
         return LatencySummary.from_ns(self.samples_ns)
 
     @property
@@ -155,26 +166,42 @@ class Measurement:
             "finished_at": self.finished_at,
             "emulated_figures": list(self.emulated_figures),
             "unavailable_figures": list(self.unavailable_figures),
+            "reported": summary_to_dict(self.reported) if self.reported else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         samples = get_list(data, "samples_ns")
-        if not samples or not all(isinstance(s, int) and s >= 0 for s in samples):
-            raise ValueError("field 'samples_ns' must be a non-empty list of non-negative ints")
+        if not all(isinstance(s, int) and s >= 0 for s in samples):
+            raise ValueError("field 'samples_ns' must be a list of non-negative ints")
+        reported = data.get("reported")
+        if not samples and not isinstance(reported, dict):
+            raise ValueError("a measurement needs 'samples_ns' or a 'reported' summary")
         return cls(
             environment=Environment.from_dict(get_dict(data, "environment")),
             settings=BenchmarkSettings.from_dict(get_dict(data, "settings")),
             samples_ns=tuple(samples),
             timed_duration_s=get_float(data, "timed_duration_s"),
-            init_ms=get_float(data, "init_ms"),
-            first_inference_ms=get_float(data, "first_inference_ms"),
+            init_ms=get_optional_float(data, "init_ms"),
+            first_inference_ms=get_optional_float(data, "first_inference_ms"),
             peak_memory_mb=get_optional_float(data, "peak_memory_mb"),
             started_at=get_float(data, "started_at"),
             finished_at=get_float(data, "finished_at"),
             emulated_figures=tuple(str(f) for f in get_list(data, "emulated_figures")),
             unavailable_figures=tuple(str(f) for f in get_list(data, "unavailable_figures")),
+            reported=summary_from_dict(reported) if isinstance(reported, dict) else None,
         )
+
+
+def summary_to_dict(summary: LatencySummary) -> dict[str, Any]:
+    return {name: getattr(summary, name) for name in SUMMARY_KEYS}
+
+
+def summary_from_dict(data: Mapping[str, Any]) -> LatencySummary:
+    optional = {name: get_optional_float(data, name) for name in OPTIONAL_STATS}
+    return LatencySummary(
+        count=get_int(data, "count"), mean_ms=get_float(data, "mean_ms"), **optional
+    )
 
 
 def combine(measurements: Sequence[Measurement]) -> Measurement:
@@ -185,6 +212,12 @@ def combine(measurements: Sequence[Measurement]) -> Measurement:
     if not measurements:
         raise ValueError("nothing to combine")
     first = measurements[0]
+    if len(measurements) == 1:
+        return first
+    if any(m.reported is not None for m in measurements):
+        raise IncompatibleMeasurementsError(
+            "summaries reported by a device's benchmark tool have no raw samples to pool"
+        )
     for other in measurements[1:]:
         differing = first.environment.differences(other.environment)
         if differing:

@@ -23,35 +23,61 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[low] * (1.0 - weight) + sorted_values[high] * weight
 
 
+OPTIONAL_STATS = ("p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
+
+
 @dataclass(frozen=True)
 class LatencySummary:
-    """Latency statistics in milliseconds over ``count`` timed inferences."""
+    """Latency statistics in milliseconds over ``count`` timed inferences.
+
+    From raw samples every figure is known. A device's own benchmark tool may report only
+    some of them (old ``benchmark_model`` builds print no percentiles, old
+    ``onnxruntime_perf_test`` only the mean): a figure it did not report is ``None``,
+    never guessed."""
 
     count: int
     mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    std_ms: float
-    min_ms: float
-    max_ms: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    std_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"a latency summary needs at least one run, got count={self.count}")
+        if not (self.mean_ms >= 0 and math.isfinite(self.mean_ms)):
+            raise ValueError(f"mean latency must be a finite number >= 0, got {self.mean_ms}")
 
     @property
-    def cv(self) -> float:
-        """Coefficient of variation (std / mean)."""
+    def missing(self) -> tuple[str, ...]:
+        """Names of the figures nobody reported."""
+        return tuple(name for name in OPTIONAL_STATS if getattr(self, name) is None)
+
+    @property
+    def cv(self) -> float | None:
+        """Coefficient of variation (std / mean); None when the std is unknown."""
+        if self.std_ms is None:
+            return None
         return self.std_ms / self.mean_ms if self.mean_ms > 0 else 0.0
 
     @property
-    def ci95_ms(self) -> float:
+    def ci95_ms(self) -> float | None:
         """Half-width of the 95 % confidence interval of the mean (normal approximation)."""
+        if self.std_ms is None:
+            return None
         return Z95 * self.std_ms / math.sqrt(self.count)
 
-    def required_runs(self, relative_error: float = 0.01) -> int:
+    def required_runs(self, relative_error: float = 0.01) -> int | None:
         """Timed runs needed for the 95 % interval of the mean to be within
         ``relative_error`` of the mean, at this sample's coefficient of variation."""
         if relative_error <= 0:
             raise ValueError("relative error must be > 0")
-        return max(1, math.ceil((Z95 * self.cv / relative_error) ** 2))
+        cv = self.cv
+        if cv is None:
+            return None
+        return max(1, math.ceil((Z95 * cv / relative_error) ** 2))
 
     @classmethod
     def from_ns(cls, samples_ns: Sequence[int]) -> LatencySummary:

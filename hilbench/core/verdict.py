@@ -33,8 +33,9 @@ def judge(summary: LatencySummary, timed_duration_s: float, settings: BenchmarkS
         reasons.append(f"too few runs: {summary.count} < {settings.min_runs}")
     if timed_duration_s < settings.min_duration_s:
         reasons.append(f"too short: {timed_duration_s:.3g} s < {settings.min_duration_s:.3g} s")
-    if summary.cv > settings.max_cv:
-        reasons.append(
-            f"unstable: coefficient of variation {summary.cv:.1%} > {settings.max_cv:.0%}"
-        )
+    cv = summary.cv
+    if cv is None:
+        reasons.append("stability unknown: no standard deviation was reported")
+    elif cv > settings.max_cv:
+        reasons.append(f"unstable: coefficient of variation {cv:.1%} > {settings.max_cv:.0%}")
     return Verdict(tuple(reasons))

@@ -8,9 +8,16 @@ from collections.abc import Callable
 from sqlalchemy import Connection, inspect, select
 
 from hilbench.core.errors import NotAStoreError, SchemaTooNewError
-from hilbench.profiles.schema import agents, jobs, metadata, schema_version
+from hilbench.profiles.schema import (
+    NULLABLE_SINCE_V3,
+    agents,
+    jobs,
+    measurements,
+    metadata,
+    schema_version,
+)
 
-LATEST_VERSION = 2
+LATEST_VERSION = 3
 
 
 def _add_coordinator_tables(connection: Connection) -> None:
@@ -18,8 +25,27 @@ def _add_coordinator_tables(connection: Connection) -> None:
     metadata.create_all(connection, tables=[agents, jobs])
 
 
+def _nullable_tool_figures(connection: Connection) -> None:
+    """Version 3: summary figures a device's benchmark tool may not print become nullable.
+    SQLite cannot drop a NOT NULL constraint: the table is rebuilt with its rows."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("ALTER TABLE measurements RENAME TO measurements_v2")
+        measurements.create(connection)
+        names = ", ".join(f'"{column.name}"' for column in measurements.columns)
+        connection.exec_driver_sql(
+            f"INSERT INTO measurements ({names}) SELECT {names} FROM measurements_v2"
+        )
+        connection.exec_driver_sql("DROP TABLE measurements_v2")
+        return
+    for name in NULLABLE_SINCE_V3:
+        connection.exec_driver_sql(f'ALTER TABLE measurements ALTER COLUMN "{name}" DROP NOT NULL')
+
+
 # (version reached, step from the version before). Version 1 is the base schema.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(2, _add_coordinator_tables)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (2, _add_coordinator_tables),
+    (3, _nullable_tool_figures),
+]
 
 
 def migrate(connection: Connection, url: str) -> int:

@@ -77,6 +77,11 @@ runs = Table(
     Index("ix_runs_env_key", "env_key"),
 )
 
+# Version 3: figures a device's own benchmark tool may not report are nullable (a
+# measurement without rows in ``samples`` holds the tool's summary).
+NULLABLE_SINCE_V3 = ("p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms", "cv", "init_ms",
+                     "first_inference_ms")
+
 measurements = Table(
     "measurements",
     metadata,
@@ -85,16 +90,16 @@ measurements = Table(
            unique=True),
     Column("count", Integer, nullable=False),
     Column("mean_ms", Float, nullable=False),
-    Column("p50_ms", Float, nullable=False),
-    Column("p90_ms", Float, nullable=False),
-    Column("p99_ms", Float, nullable=False),
-    Column("std_ms", Float, nullable=False),
-    Column("min_ms", Float, nullable=False),
-    Column("max_ms", Float, nullable=False),
-    Column("cv", Float, nullable=False),
+    Column("p50_ms", Float),
+    Column("p90_ms", Float),
+    Column("p99_ms", Float),
+    Column("std_ms", Float),
+    Column("min_ms", Float),
+    Column("max_ms", Float),
+    Column("cv", Float),
     Column("timed_duration_s", Float, nullable=False),
-    Column("init_ms", Float, nullable=False),
-    Column("first_inference_ms", Float, nullable=False),
+    Column("init_ms", Float),
+    Column("first_inference_ms", Float),
     Column("peak_memory_mb", Float),
     Column("verdict", String(16), nullable=False),
     Column("reasons", JSON, nullable=False),

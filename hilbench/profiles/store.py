@@ -33,6 +33,7 @@ from hilbench.core.errors import (
 from hilbench.core.measurement import Environment, Measurement, combine
 from hilbench.core.records import RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
+from hilbench.core.stats import OPTIONAL_STATS, LatencySummary
 from hilbench.profiles.location import default_store_url
 from hilbench.profiles.migrations import migrate
 from hilbench.profiles.schema import devices, measurements, models, runs, samples
@@ -369,7 +370,8 @@ def _insert_measurement(connection: Connection, run_pk: int, measurement: Measur
     )
     rows = [{"run_id": run_pk, "idx": i, "latency_ns": ns}
             for i, ns in enumerate(measurement.samples_ns)]
-    connection.execute(insert(samples), rows)
+    if rows:
+        connection.execute(insert(samples), rows)
 
 
 def _runs_query() -> Any:
@@ -415,6 +417,13 @@ def _load_measurements(connection: Connection, run_ids: Iterable[str]) -> dict[s
     return found
 
 
+def _reported(row: Any) -> LatencySummary:
+    """The summary a device's benchmark tool printed, as stored (no raw samples)."""
+    return LatencySummary(
+        count=row["count"], mean_ms=row["mean_ms"], **{name: row[name] for name in OPTIONAL_STATS}
+    )
+
+
 def _measurement(row: Any, latencies: tuple[int, ...]) -> Measurement:
     return Measurement(
         environment=Environment.from_dict(row["environment"]),
@@ -424,6 +433,7 @@ def _measurement(row: Any, latencies: tuple[int, ...]) -> Measurement:
         started_at=row["started_at"], finished_at=row["finished_at"],
         emulated_figures=tuple(row["emulated_figures"]),
         unavailable_figures=tuple(row["unavailable_figures"]),
+        reported=None if latencies else _reported(row),
     )
 
 
