@@ -11,6 +11,7 @@ from hilbench.core.measurement import Environment, Measurement
 from hilbench.core.records import RUN_FAILED, RUN_OK, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import LatencySummary
+from hilbench.core.telemetry import Series, Telemetry
 
 SETTINGS = BenchmarkSettings(min_runs=5, min_duration_s=0.0)
 MODEL = ModelRecord(sha256="5" * 64, name="encoder", format="onnx", path="/models/encoder.onnx",
@@ -68,6 +69,12 @@ def tool_reported_run(device: str = "phone") -> RunRecord:
         unavailable_figures=("p50_ms", "p90_ms", "p99_ms", "first_inference_ms",
                              "peak_memory_mb"),
         reported=reported,
+        telemetry=Telemetry(0.1, (
+            Series("/sys/devices/system/cpu/cpufreq/policy4/scaling_cur_freq", "kHz",
+                   (10.0, 10.1, 10.2), (2419000.0, 2419000.0, 1804800.0)),
+            Series("/sys/class/thermal/thermal_zone0/temp", "m°C", (10.0, 10.1, 10.2),
+                   (41000.0, 42500.0, 44000.0)),
+        )),
     )
     return RunRecord(
         run_id=uuid.uuid4().hex, device=device, model=MODEL, settings=SETTINGS, status=RUN_OK,

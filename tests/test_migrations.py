@@ -21,6 +21,7 @@ def _require_summary_figures(connection: Connection) -> None:
     if connection.dialect.name != "sqlite":
         for name in NULLABLE_SINCE_V3:
             connection.execute(text(f'ALTER TABLE measurements ALTER COLUMN "{name}" SET NOT NULL'))
+        connection.execute(text("ALTER TABLE measurements DROP COLUMN telemetry"))
         return
     ddl = connection.execute(
         text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'measurements'")
@@ -28,9 +29,12 @@ def _require_summary_figures(connection: Connection) -> None:
     for name in NULLABLE_SINCE_V3:
         ddl, found = re.subn(rf"\b{name} FLOAT,", f"{name} FLOAT NOT NULL,", ddl)
         assert found == 1, name
+    ddl, found = re.subn(r",\s*telemetry JSON", "", ddl)
+    assert found == 1
     connection.execute(text("ALTER TABLE measurements RENAME TO measurements_v3"))
     connection.execute(text(ddl))
-    connection.execute(text("INSERT INTO measurements SELECT * FROM measurements_v3"))
+    names = ", ".join(c["name"] for c in inspect(connection).get_columns("measurements"))
+    connection.execute(text(f"INSERT INTO measurements SELECT {names} FROM measurements_v3"))
     connection.execute(text("DROP TABLE measurements_v3"))
 
 

@@ -22,6 +22,7 @@ from hilbench.core.fields import (
 )
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import OPTIONAL_STATS, LatencySummary
+from hilbench.core.telemetry import Telemetry
 from hilbench.core.verdict import Verdict, judge
 
 InputShapes = Tuple[Tuple[str, Tuple[int, ...]], ...]
@@ -124,7 +125,8 @@ class Measurement:
     own benchmark tool (``benchmark_model``, ``onnxruntime_perf_test``) prints a summary
     instead: then ``samples_ns`` is empty and ``reported`` holds the figures it printed.
     ``emulated_figures`` names the figures produced by a speed model instead of measured
-    on the device itself; ``unavailable_figures`` those the device could not give."""
+    on the device itself; ``unavailable_figures`` those the device could not give.
+    ``telemetry``: sensors sampled beside the run, where the agent sampled any."""
 
     environment: Environment
     settings: BenchmarkSettings
@@ -138,6 +140,7 @@ class Measurement:
     emulated_figures: tuple[str, ...] = ()
     unavailable_figures: tuple[str, ...] = ()
     reported: LatencySummary | None = None
+    telemetry: Telemetry | None = None
 
     def __post_init__(self) -> None:
         if bool(self.samples_ns) == (self.reported is not None):
@@ -167,6 +170,7 @@ class Measurement:
             "emulated_figures": list(self.emulated_figures),
             "unavailable_figures": list(self.unavailable_figures),
             "reported": summary_to_dict(self.reported) if self.reported else None,
+            "telemetry": self.telemetry.to_dict() if self.telemetry else None,
         }
 
     @classmethod
@@ -175,6 +179,7 @@ class Measurement:
         if not all(isinstance(s, int) and s >= 0 for s in samples):
             raise ValueError("field 'samples_ns' must be a list of non-negative ints")
         reported = data.get("reported")
+        telemetry = data.get("telemetry")
         if not samples and not isinstance(reported, dict):
             raise ValueError("a measurement needs 'samples_ns' or a 'reported' summary")
         return cls(
@@ -190,6 +195,7 @@ class Measurement:
             emulated_figures=tuple(str(f) for f in get_list(data, "emulated_figures")),
             unavailable_figures=tuple(str(f) for f in get_list(data, "unavailable_figures")),
             reported=summary_from_dict(reported) if isinstance(reported, dict) else None,
+            telemetry=Telemetry.from_dict(telemetry) if isinstance(telemetry, dict) else None,
         )
 
 

@@ -26,19 +26,21 @@ def _add_coordinator_tables(connection: Connection) -> None:
 
 
 def _nullable_tool_figures(connection: Connection) -> None:
-    """Version 3: summary figures a device's benchmark tool may not print become nullable.
-    SQLite cannot drop a NOT NULL constraint: the table is rebuilt with its rows."""
+    """Version 3: summary figures a device's benchmark tool may not print become nullable,
+    and a ``telemetry`` column keeps sensors sampled beside a run. SQLite cannot drop a NOT
+    NULL constraint: the table is rebuilt with its rows."""
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("ALTER TABLE measurements RENAME TO measurements_v2")
         measurements.create(connection)
-        names = ", ".join(f'"{column.name}"' for column in measurements.columns)
+        kept = ", ".join(f'"{c.name}"' for c in measurements.columns if c.name != "telemetry")
         connection.exec_driver_sql(
-            f"INSERT INTO measurements ({names}) SELECT {names} FROM measurements_v2"
+            f"INSERT INTO measurements ({kept}) SELECT {kept} FROM measurements_v2"
         )
         connection.exec_driver_sql("DROP TABLE measurements_v2")
         return
     for name in NULLABLE_SINCE_V3:
         connection.exec_driver_sql(f'ALTER TABLE measurements ALTER COLUMN "{name}" DROP NOT NULL')
+    connection.exec_driver_sql("ALTER TABLE measurements ADD COLUMN telemetry JSON")
 
 
 # (version reached, step from the version before). Version 1 is the base schema.

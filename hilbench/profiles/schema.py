@@ -78,7 +78,8 @@ runs = Table(
 )
 
 # Version 3: figures a device's own benchmark tool may not report are nullable (a
-# measurement without rows in ``samples`` holds the tool's summary).
+# measurement without rows in ``samples`` holds the tool's summary); sensors sampled beside
+# a run are kept in ``telemetry``.
 NULLABLE_SINCE_V3 = ("p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms", "cv", "init_ms",
                      "first_inference_ms")
 
@@ -107,6 +108,7 @@ measurements = Table(
     Column("unavailable_figures", JSON, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
+    Column("telemetry", JSON),  # version 3
 )
 
 samples = Table(

@@ -34,6 +34,7 @@ from hilbench.core.measurement import Environment, Measurement, combine
 from hilbench.core.records import RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import OPTIONAL_STATS, LatencySummary
+from hilbench.core.telemetry import Telemetry
 from hilbench.profiles.location import default_store_url
 from hilbench.profiles.migrations import migrate
 from hilbench.profiles.schema import devices, measurements, models, runs, samples
@@ -366,6 +367,7 @@ def _insert_measurement(connection: Connection, run_pk: int, measurement: Measur
             reasons=list(verdict.reasons), emulated_figures=list(measurement.emulated_figures),
             unavailable_figures=list(measurement.unavailable_figures),
             started_at=measurement.started_at, finished_at=measurement.finished_at,
+            telemetry=measurement.telemetry.to_dict() if measurement.telemetry else None,
         )
     )
     rows = [{"run_id": run_pk, "idx": i, "latency_ns": ns}
@@ -434,6 +436,7 @@ def _measurement(row: Any, latencies: tuple[int, ...]) -> Measurement:
         emulated_figures=tuple(row["emulated_figures"]),
         unavailable_figures=tuple(row["unavailable_figures"]),
         reported=None if latencies else _reported(row),
+        telemetry=Telemetry.from_dict(row["telemetry"]) if row["telemetry"] else None,
     )
 
 
