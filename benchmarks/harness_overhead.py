@@ -30,7 +30,7 @@ from hilbench.cli.parsing import parse_duration
 from hilbench.core.records import ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import LatencySummary
-from hilbench.devices.device import open_device
+from hilbench.devices.device import Device, open_device
 from hilbench.devices.registry import builtin_devices
 
 EMULATED = [d.name for d in builtin_devices() if d.kind == "emulated"]
@@ -62,6 +62,7 @@ def hilbench_median_ms(model: ModelRecord, settings: BenchmarkSettings) -> tuple
     record = next(d for d in builtin_devices() if d.name == "local")
     with tempfile.TemporaryDirectory() as workdir:
         device = open_device(record, Path(workdir))
+        assert isinstance(device, Device)  # `local` runs the Python agent
         job = device.job_spec("overhead", model, settings)
         measurement = device.run_job(job, lambda phase, fraction: None)
     summary = LatencySummary.from_ns(measurement.samples_ns)  # the agent keeps raw samples

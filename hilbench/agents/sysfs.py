@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hilbench.agents.sensors import discover
 from hilbench.core.dvfs import DomainState, DvfsState
 
 CPU_DIR = "sys/devices/system/cpu"
@@ -116,4 +117,5 @@ def probe(root: Path) -> dict[str, object]:
         "cpu_model": read_cpu_model(root),
         "memory_mb": read_memory_mb(root),
         "dvfs": dvfs.to_dict(),
+        "sensors": discover(root),
     }

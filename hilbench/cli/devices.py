@@ -19,6 +19,7 @@ from hilbench.devices.device import (
     DEFAULT_REMOTE_DIR,
     adb_transport,
     open_device,
+    sh_agent_transport,
     ssh_transport,
 )
 from hilbench.devices.registry import new_device_record
@@ -34,7 +35,7 @@ def probe_info(record: DeviceRecord) -> dict[str, Any]:
         try:
             return device.probe()
         finally:
-            device.shell.close()
+            device.close()
 
 
 def register(store: Store, record: DeviceRecord) -> DeviceRecord:
@@ -63,6 +64,7 @@ def device_row(record: DeviceRecord) -> dict[str, Any]:
         "memory_mb": info.get("memory_mb"),
         "dvfs_domains": [d.get("name") for d in domains],
         "runtimes": sorted(info.get("runtimes", {})),
+        "sensors": sorted(info.get("sensors", {})),
     }
 
 
@@ -90,6 +92,16 @@ def list_devices(store: StoreOption = None, json_output: JsonOption = False) -> 
             ", ".join(row["runtimes"]) or "none",
         )
     out.print(table)
+
+
+def agent_transport(agent: str, tool: str | None, tool_kind: str | None) -> dict[str, Any]:
+    if agent == "sh":
+        return sh_agent_transport(tool or "", tool_kind)
+    if agent != "python":
+        raise DeviceError(f"unknown agent {agent!r}: python or sh")
+    if tool is not None or tool_kind is not None:
+        raise DeviceError("--tool needs --agent sh (the Python agent runs models itself)")
+    return {"agent": "python"}
 
 
 @app.command("add")
@@ -127,6 +139,20 @@ def add_device(
     sysfs_root: Annotated[
         str, typer.Option("--sysfs-root", help="Where the device's /sys and /proc are.")
     ] = "/",
+    agent: Annotated[
+        str, typer.Option("--agent", help="python (the device has Python >= 3.8) or sh "
+                          "(no Python: runs the device's own benchmark tool, see --tool).")
+    ] = "python",
+    tool: Annotated[
+        str | None,
+        typer.Option("--tool", help="With --agent sh: path of benchmark_model or "
+                     "onnxruntime_perf_test on the device (push it there first)."),
+    ] = None,
+    tool_kind: Annotated[
+        str | None,
+        typer.Option("--tool-kind", help="benchmark_model or onnxruntime_perf_test, when the "
+                     "file name does not say."),
+    ] = None,
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -143,6 +169,10 @@ def add_device(
         kind = "adb"
         transport = adb_transport(adb, adb_server, python, remote_dir or DEFAULT_ADB_DIR,
                                   sysfs_root)
+    if transport is not None:
+        transport.update(agent_transport(agent, tool, tool_kind))
+    elif agent != "python" or tool is not None:
+        raise DeviceError("--agent sh and --tool are for devices reached with --ssh or --adb")
     record = new_device_record(name, kind, preset, transport)
     with open_store(store) as opened:
         added = register(opened, record)
@@ -194,7 +224,8 @@ def _describe(info: dict[str, Any], row: dict[str, Any], runs: int) -> list[str]
         lines.insert(1, f"  about:    {info['description']}")
     for runtime, details in sorted(info.get("runtimes", {}).items()):
         providers = ", ".join(details.get("providers", []))
-        lines.append(f"  runtime:  {runtime} {details.get('version', '?')} [{providers}]")
+        where = details.get("version") or details.get("path") or "?"
+        lines.append(f"  runtime:  {runtime} {where} [{providers}]")
     domains = info.get("dvfs", {}).get("domains", [])
     if not domains:
         lines.append("  DVFS:     no cpufreq domains found")
@@ -204,5 +235,10 @@ def _describe(info: dict[str, Any], row: dict[str, Any], runs: int) -> list[str]
             f"  DVFS:     {domain['name']} governor={domain.get('governor') or '?'} "
             f"levels(MHz)=[{levels or '?'}]"
         )
+    sensors = info.get("sensors", {})
+    for kind, names in sorted(sensors.items()):
+        lines.append(f"  sensors:  {kind}: {', '.join(names)}")
+    if not sensors:
+        lines.append("  sensors:  none found")
     lines.append(f"  runs:     {runs}")
     return lines

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +22,9 @@ from hilbench.devices.emulated import speed_model, write_sysfs
 from hilbench.devices.local_shell import LocalShell
 from hilbench.devices.presets import get_preset
 from hilbench.devices.ssh_shell import SshShell, SshTarget
+from hilbench.devices.staging import RemoteFolder
+from hilbench.devices.tool_device import ToolDevice, open_tool_device
+from hilbench.devices.tools import tool_named
 
 LOAD_ALLOWANCE_S = 120.0
 PROBE_TIMEOUT_S = 60.0
@@ -51,35 +53,19 @@ class LocalFiles:
         return model.path
 
 
-class FileShell(Protocol):
-    def push(self, local: Path, remote: str) -> None: ...
-
-    def size(self, remote: str) -> int | None: ...
-
-
 @dataclass(frozen=True)
 class RemoteFiles:
-    """A device reached over SSH or ADB: the agent zipapp and the models are pushed into
-    ``directory`` (relative paths are under the login's home), each once."""
+    """A device reached over SSH or ADB with Python: the agent zipapp and the models are
+    pushed into its folder, each once."""
 
-    shell: FileShell
+    folder: RemoteFolder
     python: str
-    directory: str
 
     def agent_argv(self) -> list[str]:
-        remote = f"{self.directory}/{bundle_name()}"
-        if self.shell.size(remote) != len(agent_bundle()):
-            with tempfile.TemporaryDirectory() as folder:
-                local = Path(folder) / bundle_name()
-                local.write_bytes(agent_bundle())
-                self.shell.push(local, remote)
-        return [self.python, remote]
+        return [self.python, self.folder.put_bytes(bundle_name(), agent_bundle())]
 
     def model_path(self, model: ModelRecord) -> str:
-        remote = f"{self.directory}/models/{model.sha256}.{model.format}"
-        if self.shell.size(remote) != model.size_bytes:
-            self.shell.push(Path(model.path), remote)
-        return remote
+        return self.folder.model_path(model)
 
 
 @dataclass(frozen=True)
@@ -195,25 +181,45 @@ def adb_transport(
             "sysfs_root": sysfs_root}
 
 
-def _open_adb(record: DeviceRecord) -> Device:
+OpenDevice = Device | ToolDevice
+
+
+def sh_agent_transport(tool: str, tool_kind: str | None = None) -> dict[str, Any]:
+    """Settings of a device without Python: the sh agent runs ``tool`` (a path on the
+    device) for each job."""
+    if not tool.strip():
+        raise DeviceError("the sh agent needs --tool, the benchmark binary's path on the device")
+    return {"agent": "sh", "tool": tool, "tool_kind": tool_named(tool_kind, tool).name}
+
+
+def _remote(record: DeviceRecord, shell: AdbShell | SshShell, folder: RemoteFolder,
+            sysfs_root: str) -> OpenDevice:
+    """The sh agent where the device has no Python, else the Python agent."""
     settings = record.transport
+    if settings.get("agent") == "sh":
+        return open_tool_device(record, shell, folder, sysfs_root)
+    return Device(record, shell, RemoteFiles(folder, settings.get("python", "python3")),
+                  sysfs_root, exclusive_host_cpu=False)
+
+
+def _open_adb(record: DeviceRecord) -> OpenDevice:
+    settings = record.transport
+    directory = settings.get("directory", DEFAULT_ADB_DIR)
     shell = AdbShell(settings["adb"], settings.get("adb_server", DEFAULT_SERVER),
-                     stdin_dir=settings.get("directory", DEFAULT_ADB_DIR))
-    files = RemoteFiles(shell, settings.get("python", "python3"),
-                        settings.get("directory", DEFAULT_ADB_DIR))
-    return Device(record, shell, files, settings.get("sysfs_root", "/"), exclusive_host_cpu=False)
+                     stdin_dir=directory)
+    return _remote(record, shell, RemoteFolder(shell, directory), settings.get("sysfs_root", "/"))
 
 
-def _open_ssh(record: DeviceRecord) -> Device:
+def _open_ssh(record: DeviceRecord) -> OpenDevice:
     settings = record.transport
     target = SshTarget.parse(settings["ssh"], settings["key"], settings.get("known_hosts"))
     shell = SshShell(target)
-    files = RemoteFiles(shell, settings.get("python", "python3"),
-                        settings.get("directory", DEFAULT_REMOTE_DIR))
-    return Device(record, shell, files, "/", exclusive_host_cpu=False)
+    directory = settings.get("directory", DEFAULT_REMOTE_DIR)
+    return _remote(record, shell, RemoteFolder(shell, directory), "/")
 
 
-def open_device(record: DeviceRecord, workdir: Path) -> Device:
+
+def open_device(record: DeviceRecord, workdir: Path) -> OpenDevice:
     """Connect to a registered device (lazily: nothing is sent before the first command).
     Emulated devices get their sysfs tree under ``workdir``."""
     if record.kind == "local":

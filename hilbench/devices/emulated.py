@@ -52,7 +52,20 @@ def write_sysfs(preset: EmulatedPreset, root: Path) -> Path:
     _write(root / "etc/os-release", f'PRETTY_NAME="{preset.os_name}"')
     cpuinfo = "\n".join(f"processor\t: {cpu}" for cpu in range(total))
     _write(root / "proc/cpuinfo", f"{cpuinfo}\nHardware\t: {preset.cpu_model}")
+    _write_sensors(preset, root)
     return root
+
+
+def _write_sensors(preset: EmulatedPreset, root: Path) -> None:
+    """Thermal zones (m°C) and, on a phone, a discharging battery (µA, µV)."""
+    for index, zone in enumerate(preset.thermal_zones):
+        _write(root / f"sys/class/thermal/thermal_zone{index}/type", zone)
+        _write(root / f"sys/class/thermal/thermal_zone{index}/temp", str(38000 + 1500 * index))
+    if preset.battery:
+        battery = root / "sys/class/power_supply/battery"
+        for name, text in (("type", "Battery"), ("status", "Discharging"), ("capacity", "81"),
+                           ("current_now", "-412000"), ("voltage_now", "3862000")):
+            _write(battery / name, text)
 
 
 def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str, Any]:

@@ -32,6 +32,8 @@ class EmulatedPreset:
     memory_bound_fraction: float
     noise_sigma: float
     os_name: str = "Linux (emulated)"
+    thermal_zones: tuple[str, ...] = ("cpu-thermal",)
+    battery: bool = False
 
     def first_cpu(self, cluster_index: int) -> int:
         return sum(c.cores for c in self.clusters[:cluster_index])
@@ -60,6 +62,8 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.25,
             noise_sigma=0.03,
             os_name="Android 14 (emulated)",
+            thermal_zones=("cpu-big-thermal", "cpu-little-thermal", "battery"),
+            battery=True,
         ),
         EmulatedPreset(
             name="jetson",
@@ -74,6 +78,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.30,
             noise_sigma=0.02,
             os_name="Ubuntu 22.04 (L4T R36, emulated)",
+            thermal_zones=("cpu-thermal", "gpu-thermal", "tj-thermal"),
         ),
         EmulatedPreset(
             name="server",
@@ -88,6 +93,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.35,
             noise_sigma=0.015,
             os_name="Ubuntu 24.04 LTS (emulated)",
+            thermal_zones=("x86_pkg_temp",),
         ),
         EmulatedPreset(
             name="fpga",
