@@ -15,11 +15,13 @@ from hilbench.core.errors import TransportError
 from hilbench.devices.adb_shell import AdbShell
 from hilbench.devices.emulated import write_sysfs
 from hilbench.devices.presets import get_preset
+from hilbench.profiles import Store
 from tests.adblab import AdbLab
 from tests.cli import bench, bench_json, one_line_error
 from tests.ports import free_port
 
 MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
+TFLITE = Path(__file__).parents[1] / "hilbench/assets/tiny-mlp.tflite"
 
 
 def shell(lab: AdbLab) -> AdbShell:
@@ -132,3 +134,53 @@ def test_device_unplugged_mid_run_fails_alone(adb_lab: AdbLab, tmp_path: Path) -
     assert rows["emu-adb"]["error"].startswith(f"{adb_lab.serial}: device lost"), rows
     stored = {r["device"]: r["status"] for r in bench_json("profiles", "show", store=store)}
     assert stored == {"phone": "ok", "emu-adb": "failed"}
+
+
+def add_phone_without_python(lab: AdbLab, store: str, tool: str = "bin/benchmark_model"
+                             ) -> subprocess.CompletedProcess[str]:
+    return bench("devices", "add", "emu-phone", "--adb", lab.serial, "--adb-server", lab.server,
+                 "--agent", "sh", "--tool", tool, "--sysfs-root", "sysroot", "--remote-dir",
+                 "hilbench", store=store)
+
+
+def test_phone_without_python_runs_its_own_benchmark_model(adb_lab: AdbLab,
+                                                           tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    added = add_phone_without_python(adb_lab, store)
+    assert added.returncode == 0, added.stderr
+    device = bench_json("devices", "show", "emu-phone", store=store)
+    assert (device["kind"], device["cpu_count"]) == ("adb", 8)
+    assert device["os"] == "Android 14 (emulated)"
+    assert device["runtimes"] == ["benchmark_model"] and device["info"]["agent_version"] == "sh-1"
+    assert device["sensors"] == ["power_supply", "thermal"]
+    result = bench("run", "-m", str(TFLITE), "-m", str(MODEL), "-d", "emu-phone", "--threads",
+                   "1", "--min-runs", "30", "--min-time", "0.3s", "--json", store=store)
+    assert result.returncode == 1, result.stderr  # the .onnx job fails, the .tflite one runs
+    rows = {row["model"]: row for row in json.loads(result.stdout)}
+    tflite, onnx = rows["tiny-mlp"], rows["tiny-bert"]
+    assert onnx["status"] == "failed"
+    assert "benchmark_model runs .tflite models, not tiny-bert" in onnx["error"]
+    assert tflite["status"] == "ok", tflite["error"]
+    assert tflite["runs"] >= 30  # and it ran 0.3 s, timing each inference alone:
+    assert tflite["timed_duration_s"] == pytest.approx(tflite["runs"] * tflite["mean_ms"] / 1000)
+    assert tflite["min_ms"] <= tflite["p50_ms"] <= tflite["max_ms"]
+    assert tflite["p90_ms"] is None and tflite["p99_ms"] is None  # the tool prints p5/p95
+    assert {"p90_ms", "p99_ms"} <= set(tflite["unavailable_figures"])
+    assert tflite["runtime"].startswith("benchmark_model sha256:") and tflite["threads"] == 1
+    assert tflite["init_ms"] > 0 and tflite["peak_memory_mb"] > 0
+    with Store.open(store) as opened:
+        measurement = opened.measurement(tflite["run_id"])
+        assert opened.samples(tflite["run_id"]).empty  # a summary, no invented samples
+    assert [d.name for d in measurement.environment.dvfs.domains] == ["cpu0-3", "cpu4-7"]
+    assert measurement.telemetry is not None
+    big = measurement.telemetry.get("/sys/devices/system/cpu/cpufreq/policy4/scaling_cur_freq")
+    assert big is not None and len(big.values) >= 2 and set(big.values) == {2419000.0}
+    table = bench("profiles", "show", store=store)
+    assert table.returncode == 0 and "emu-phone" in table.stdout
+
+
+def test_a_missing_tool_is_refused_at_registration(adb_lab: AdbLab, tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    error = one_line_error(add_phone_without_python(adb_lab, store, "bin/no_benchmark_model"))
+    assert "benchmark_model is not at bin/no_benchmark_model on the device" in error
+    assert bench_json("devices", "list", store=store) == []

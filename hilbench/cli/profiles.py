@@ -42,9 +42,9 @@ def show(
     table = Table("run", "device", "model", "status", "mean", "p50", "p90", "p99", "runs",
                   "verdict", title="stored runs (latency in ms)", title_justify="left")
     for row in frame.to_dict(orient="records"):
-        verdict = row["verdict"] or f"FAILED: {row['error']}"
-        if row["verdict"] == "INVALID":
-            verdict = f"INVALID: {row['reasons']}"
+        verdict = _text(row["verdict"]) or f"FAILED: {_text(row['error'])}"
+        if verdict == "INVALID":
+            verdict = f"INVALID: {_text(row['reasons'])}"
         table.add_row(
             str(row["run_id"])[:8], str(row["device"]), str(row["model"]), str(row["status"]),
             *(format_ms(_number(row[c])) for c in ("mean_ms", "p50_ms", "p90_ms", "p99_ms")),
@@ -52,6 +52,13 @@ def show(
             verdict,
         )
     out.print(table)
+
+
+def _text(value: object) -> str | None:
+    """A DataFrame cell as text, None for missing (NaN/None): a failed run has no verdict."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
 
 
 def _number(value: object) -> float | None:

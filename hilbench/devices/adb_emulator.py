@@ -5,7 +5,8 @@ as they reach a phone in TCP/IP mode.
 Implemented: CNXN (no AUTH: a device with adb authentication off), OPEN / OKAY / WRTE /
 CLSE with per-stream flow control, ``shell:`` and ``shell,v2,...:`` (stdout, stderr, stdin,
 exit code), and ``sync:`` (STAT, LIST, SEND, RECV, QUIT). Commands run with ``/bin/sh`` in
-the device's sandbox folder.
+the device's sandbox folder, which holds an emulated phone: its sysfs/procfs under
+``sysroot/`` and ``bin/benchmark_model`` (LiteRT on this machine, the real tool's output).
 
     python -m hilbench.devices.adb_emulator --port 5555 --sandbox DIR
 """
@@ -15,10 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import stat as stat_module
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hilbench.devices.emulated import write_sysfs
+from hilbench.devices.presets import get_preset
 
 A_CNXN, A_OPEN, A_OKAY = 0x4E584E43, 0x4E45504F, 0x59414B4F
 A_CLSE, A_WRTE = 0x45534C43, 0x45545257
@@ -268,8 +274,19 @@ class Sync:
         await self.reply(b"DONE", 0)
 
 
+def prepare_sandbox(sandbox: Path) -> None:
+    """Make the sandbox a phone: its sysfs under ``sysroot/`` and ``bin/benchmark_model``."""
+    write_sysfs(get_preset("phone"), sandbox / "sysroot")
+    tool = sandbox / "bin" / "benchmark_model"
+    tool.parent.mkdir(parents=True, exist_ok=True)
+    tool.write_text("#!/bin/sh\nexec " + shlex.quote(sys.executable)
+                    + ' -m hilbench.devices.emulated_benchmark_model "$@"\n')
+    tool.chmod(0o755)
+
+
 async def serve(port: int, sandbox: Path, host: str = "127.0.0.1") -> asyncio.AbstractServer:
     sandbox.mkdir(parents=True, exist_ok=True)
+    prepare_sandbox(sandbox)
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await Connection(reader, writer, sandbox).serve()
