@@ -12,7 +12,7 @@ TFLITE = Path(__file__).parents[1] / "hilbench/assets/tiny-mlp.tflite"
 
 
 def tool(*flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hilbench.devices.emulated_benchmark_model",
+    return subprocess.run([sys.executable, "-m", "hilbench.devices.emulated_tools.benchmark_model",
                            *flags], capture_output=True, text=True, timeout=120, check=False)
 
 

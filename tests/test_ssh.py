@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hilbench.core.errors import CommandTimeoutError, DeviceError, TransportError
+from hilbench.devices.emulated_tools import install
 from hilbench.devices.ssh_shell import SshShell, SshTarget
 from tests.cli import bench, bench_json, one_line_error
 from tests.sshd import SshServer
@@ -155,3 +157,27 @@ def test_ssh_device_errors_are_one_line(sshd: SshServer, tmp_path: Path) -> None
     assert "x: cannot probe it: " in one_line_error(unknown)
     assert "unknown host key" in unknown.stderr
     assert bench_json("devices", "list", store=store) == []
+
+
+def test_board_without_python_runs_onnxruntime_perf_test_over_ssh(sshd: SshServer,
+                                                                  tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    tool = install(tmp_path / "opt")["onnxruntime_perf_test"]
+    added = bench("devices", "add", "board", "--ssh", sshd.target, "--key", str(sshd.key),
+                  "--known-hosts", str(sshd.known_hosts), "--agent", "sh", "--tool", str(tool),
+                  "--remote-dir", str(tmp_path / "remote"), store=store)
+    assert added.returncode == 0, added.stderr
+    assert bench_json("devices", "show", "board", store=store)["runtimes"] == [
+        "onnxruntime_perf_test"]
+    model = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
+    result = bench("run", "-m", str(model), "-d", "board", "--threads", "1", "--min-runs", "25",
+                   "--json", store=store)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)[0]
+    assert row["status"] == "ok" and row["runs"] == 25  # -r 25: exactly what it was asked
+    assert row["min_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert row["std_ms"] is None and row["cv"] is None  # the tool prints no deviation
+    assert row["verdict"] == "INVALID"
+    assert "stability unknown: no standard deviation was reported" in row["reasons"]
+    assert row["runtime"].startswith("onnxruntime_perf_test sha256:")
+    assert row["init_ms"] > 0 and row["first_inference_ms"] is not None

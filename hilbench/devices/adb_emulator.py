@@ -6,7 +6,8 @@ Implemented: CNXN (no AUTH: a device with adb authentication off), OPEN / OKAY /
 CLSE with per-stream flow control, ``shell:`` and ``shell,v2,...:`` (stdout, stderr, stdin,
 exit code), and ``sync:`` (STAT, LIST, SEND, RECV, QUIT). Commands run with ``/bin/sh`` in
 the device's sandbox folder, which holds an emulated phone: its sysfs/procfs under
-``sysroot/`` and ``bin/benchmark_model`` (LiteRT on this machine, the real tool's output).
+``sysroot/``, ``bin/benchmark_model`` and ``bin/onnxruntime_perf_test`` (real inferences
+on this machine, printed as the real tools print them).
 
     python -m hilbench.devices.adb_emulator --port 5555 --sandbox DIR
 """
@@ -16,14 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shlex
 import stat as stat_module
 import struct
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hilbench.devices.emulated import write_sysfs
+from hilbench.devices.emulated_tools import install
 from hilbench.devices.presets import get_preset
 
 A_CNXN, A_OPEN, A_OKAY = 0x4E584E43, 0x4E45504F, 0x59414B4F
@@ -275,13 +275,10 @@ class Sync:
 
 
 def prepare_sandbox(sandbox: Path) -> None:
-    """Make the sandbox a phone: its sysfs under ``sysroot/`` and ``bin/benchmark_model``."""
+    """Make the sandbox a phone: its sysfs under ``sysroot/``, ``bin/benchmark_model`` and
+    ``bin/onnxruntime_perf_test``."""
     write_sysfs(get_preset("phone"), sandbox / "sysroot")
-    tool = sandbox / "bin" / "benchmark_model"
-    tool.parent.mkdir(parents=True, exist_ok=True)
-    tool.write_text("#!/bin/sh\nexec " + shlex.quote(sys.executable)
-                    + ' -m hilbench.devices.emulated_benchmark_model "$@"\n')
-    tool.chmod(0o755)
+    install(sandbox / "bin")
 
 
 async def serve(port: int, sandbox: Path, host: str = "127.0.0.1") -> asyncio.AbstractServer:

@@ -2,25 +2,22 @@
 machine and prints what TFLite's ``benchmark_model`` prints (a newer build: ``INFO:``
 prefixes, percentiles on ``count=`` lines), on stderr as the real tool logs.
 
-    python -m hilbench.devices.emulated_benchmark_model --graph=model.tflite --num_runs=50
+    python -m hilbench.devices.emulated_tools.benchmark_model --graph=model.tflite
 """
 
 from __future__ import annotations
 
 import math
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from hilbench.agents.inputs import make_feeds
-from hilbench.agents.runners.litert import LiteRtRunner
 from hilbench.core.errors import HilbenchError
-from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import percentile
+from hilbench.devices.emulated_tools import load, peak_rss_bytes
 
 DEFAULTS = {"graph": "", "num_threads": "-1", "warmup_runs": "1", "warmup_min_secs": "0.5",
             "num_runs": "50", "min_secs": "1", "max_secs": "150",
@@ -77,7 +74,7 @@ def count_line(times_us: Sequence[int]) -> str:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return peak_rss_bytes() / (1024.0 * 1024.0)
 
 
 class Log:
@@ -88,12 +85,6 @@ class Log:
         self._stream.write(f"{level}: {text}\n")
 
 
-def _load(path: Path, threads: int | None) -> tuple[Any, Callable[[], None]]:
-    model = LiteRtRunner().load(path, threads, "CPU")
-    feeds = make_feeds(model.inputs, BenchmarkSettings(), model.default_dims)
-    return model, lambda: model.run(feeds)
-
-
 def benchmark(flags: dict[str, str], log: Log) -> int:
     path = Path(flags["graph"])
     threads = int(flags["num_threads"])
@@ -102,12 +93,16 @@ def benchmark(flags: dict[str, str], log: Log) -> int:
     if not path.is_file():
         log("ERROR", f"Failed to mmap model {path}")
         return 1
+    if path.suffix.lower() != ".tflite":
+        log("ERROR", "The model is not a valid Flatbuffer buffer")
+        log("ERROR", f"Could not build model from {path}")
+        return 1
     log("INFO", f"Loaded model {path}")
     log("INFO", f"The input model file size (MB): {path.stat().st_size / 1e6:g}")
     rss_start = peak_rss_mb()
     begin = time.perf_counter_ns()
     try:
-        _, invoke = _load(path, threads if threads > 0 else None)
+        invoke = load(path, threads if threads > 0 else None)
     except HilbenchError as exc:
         log("ERROR", f"Could not build model from {path}: {exc}")
         return 1
