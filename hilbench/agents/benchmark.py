@@ -33,8 +33,12 @@ class HostClock:
 
 @dataclass(frozen=True)
 class Timings:
+    """``window_*``: when the timed runs began and ended, on ``time.perf_counter``."""
+
     first_ns: int
     samples_ns: tuple[int, ...]
+    window_start_s: float = 0.0
+    window_end_s: float = 0.0
 
     @property
     def timed_ns(self) -> int:
@@ -104,6 +108,7 @@ def run_benchmark(
     min_ns = settings.min_duration_s * 1e9
     max_ns = settings.max_duration_s * 1e9
     report = _Throttled(progress, "measure")
+    window_start = time.perf_counter()
     while len(samples) < settings.max_runs and timed_ns < max_ns:
         if len(samples) >= settings.min_runs and timed_ns >= min_ns:
             break
@@ -111,5 +116,6 @@ def run_benchmark(
         samples.append(latency)
         timed_ns += latency
         report(_fraction(len(samples), settings.min_runs, timed_ns, settings.min_duration_s))
+    window_end = time.perf_counter()
     progress("measure", 1.0)
-    return Timings(first_ns=first_ns, samples_ns=tuple(samples))
+    return Timings(first_ns, tuple(samples), window_start, window_end)

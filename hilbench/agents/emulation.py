@@ -28,7 +28,8 @@ from hilbench.core.fields import FieldError, get_float, get_int, get_str
 
 T = TypeVar("T")
 
-EMULATED_FIGURES = ("latency", "init_ms", "first_inference_ms", "peak_memory_mb")
+EMULATED_FIGURES = ("latency", "init_ms", "first_inference_ms", "peak_memory_mb",
+                    "energy_per_inference_mj", "avg_power_w")
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ class SpeedModel:
     def default_threads(self, dvfs: DvfsState) -> int:
         return max(1, len(self.cluster(dvfs).cpus))
 
-    def scale(self, dvfs: DvfsState, threads: int) -> float:
-        """Device time / host single-thread time at the current frequency, without noise."""
+    def scale(self, dvfs: DvfsState, threads: int, cur_khz: int | None = None) -> float:
+        """Device time / host single-thread time at the current frequency (``cur_khz``, else
+        what the cluster's sysfs said), without noise."""
         domain = self.cluster(dvfs)
-        cur = domain.cur_khz or domain.max_khz
+        cur = cur_khz or domain.cur_khz or domain.max_khz
         top = max(domain.available_khz) if domain.available_khz else domain.max_khz
         if not cur or not top:
             raise AgentError(f"emulated device {self.preset}: cluster has no frequency")
@@ -85,10 +87,14 @@ class SpeedModel:
 
 
 class EmulatedClock:
-    """Times a call by this process's CPU time, scales it to the device and paces the job."""
+    """Times a call by this process's CPU time, scales it to the device and paces the job.
+    ``scale`` is asked at every call (the frequency may change under it: throttling);
+    ``on_busy`` is told how long the device computed."""
 
-    def __init__(self, model: SpeedModel, scale: float) -> None:
+    def __init__(self, model: SpeedModel, scale: Callable[[], float],
+                 on_busy: Callable[[float], None] | None = None) -> None:
         self._scale = scale
+        self._on_busy = on_busy
         self._sigma = model.noise_sigma
         self._rng = random.Random(model.seed)
 
@@ -98,10 +104,12 @@ class EmulatedClock:
         result = call()
         cpu_ns = time.process_time_ns() - cpu_start
         noise = math.exp(self._rng.gauss(0.0, self._sigma)) if self._sigma > 0 else 1.0
-        device_ns = int(cpu_ns * self._scale * noise)
+        device_ns = int(cpu_ns * self._scale() * noise)
         wall_ns = time.perf_counter_ns() - wall_start
         if pace and device_ns > wall_ns:
             time.sleep((device_ns - wall_ns) / 1e9)
+        if pace and self._on_busy is not None:
+            self._on_busy(max(device_ns, wall_ns) / 1e9)
         return result, device_ns
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 from hilbench.agents import AGENT_VERSION
-from hilbench.agents.benchmark import Clock, HostClock, ProgressCallback, run_benchmark
+from hilbench.agents.benchmark import Clock, HostClock, ProgressCallback, Timings, run_benchmark
+from hilbench.agents.cooldown import cool_down
+from hilbench.agents.dvfs_control import FrequencyPin
+from hilbench.agents.emulated_board import EmulatedBoard, parse_power_model
 from hilbench.agents.emulation import (
     EMULATED_FIGURES,
     EmulatedClock,
@@ -18,14 +24,17 @@ from hilbench.agents.emulation import (
     parse_speed_model,
 )
 from hilbench.agents.inputs import input_shapes, make_feeds
+from hilbench.agents.metering import ENERGY_FIGURES, Meter, Metered
 from hilbench.agents.protocol import JobSpec
 from hilbench.agents.runners import runner_for
+from hilbench.agents.runners.base import LoadedModel
 from hilbench.agents.sysfs import read_dvfs
 from hilbench.core.dvfs import DvfsState
 from hilbench.core.errors import ModelError
 from hilbench.core.measurement import Environment, Measurement
 
 NS_PER_MS = 1e6
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def peak_memory_mb() -> float | None:
@@ -57,33 +66,89 @@ def _threads(job: JobSpec, speed: SpeedModel | None, dvfs: DvfsState) -> tuple[
     return job.settings.threads or speed.default_threads(dvfs), 1
 
 
-def _clock(speed: SpeedModel | None, dvfs: DvfsState, device_threads: int | None) -> Clock:
+@contextlib.contextmanager
+def _board(job: JobSpec, speed: SpeedModel | None, dvfs: DvfsState,
+           threads: int | None) -> Iterator[EmulatedBoard | None]:
+    """An emulated device's power and thermal model, running for the job's length."""
+    model = parse_power_model((job.emulation or {}).get("power"))
+    if speed is None or model is None:
+        yield None
+        return
+    root = Path(job.sysfs_root)
+    domain = speed.cluster(dvfs)
+    policy = root / "sys/devices/system/cpu/cpufreq" / f"policy{domain.cpus[0]}"
+    board = EmulatedBoard(model, speed, root, domain.available_khz, policy,
+                          active_fraction=min(1.0, (threads or 1) / len(domain.cpus)))
+    board.start()
+    try:
+        yield board
+    finally:
+        board.stop()
+
+
+def _clock(speed: SpeedModel | None, dvfs: DvfsState, device_threads: int | None,
+           board: EmulatedBoard | None) -> Clock:
     if speed is None:
         return HostClock()
-    return EmulatedClock(speed, speed.scale(dvfs, device_threads or 1))
+    threads = device_threads or 1
+    if board is None:
+        fixed = speed.scale(dvfs, threads)
+        return EmulatedClock(speed, lambda: fixed)
+    return EmulatedClock(speed, lambda: speed.scale(dvfs, threads, board.current_khz()),
+                         on_busy=board.add_busy)
 
 
 def execute(job: JobSpec, progress: ProgressCallback) -> Measurement:
-    """Load the model, generate inputs, time it, and describe the environment."""
+    """Pin the DVFS levels asked for (restored whatever happens), then measure."""
+    root = Path(job.sysfs_root)
+    with FrequencyPin(root, job.dvfs_pin or {}) as pin:
+        measurement = _measure(job, progress)
+    if pin.notes:
+        measurement = _with_notes(measurement, tuple(pin.notes))
+    return measurement
+
+
+def _with_notes(measurement: Measurement, notes: tuple[str, ...]) -> Measurement:
+    return replace(measurement, notes=measurement.notes + notes)
+
+
+def _measure(job: JobSpec, progress: ProgressCallback) -> Measurement:
     started = time.time()
     path = Path(job.model_path)
     runner = runner_for(path)
     _check_model(path, job.model_sha256)
-    dvfs = read_dvfs(Path(job.sysfs_root))
+    root = Path(job.sysfs_root)
+    dvfs = read_dvfs(root)
     speed = parse_speed_model(job.emulation)
     device_threads, host_threads = _threads(job, speed, dvfs)
-    clock = _clock(speed, dvfs, device_threads)
-    progress("load", 0.0)
-    model, init_ns = clock.time_call(
-        lambda: runner.load(path, host_threads, job.execution_provider), pace=False
-    )
-    feeds = make_feeds(model.inputs, job.settings, model.default_dims)
-    timings = run_benchmark(model, feeds, job.settings, clock, progress)
+    settings = job.settings
+    with _board(job, speed, dvfs, device_threads) as board:
+        meter = Meter(root, settings.sample_interval_s, settings.idle_power_s,
+                      job.power_command, job.execution_provider in GPU_PROVIDERS).start()
+        cooling = cool_down(root, settings, progress)
+        meter.measure_idle()
+        clock = _clock(speed, dvfs, device_threads, board)
+        progress("load", 0.0)
+        model, init_ns = clock.time_call(
+            lambda: runner.load(path, host_threads, job.execution_provider), pace=False
+        )
+        feeds = make_feeds(model.inputs, settings, model.default_dims)
+        timings = run_benchmark(model, feeds, settings, clock, progress)
+        metered = meter.finish(meter.window(timings.window_start_s, timings.window_end_s),
+                               len(timings.samples_ns))
+    return _measurement(job, runner.name, runner.version(), model, feeds, timings, metered,
+                        device_threads, speed, init_ns, started, cooling)
+
+
+def _measurement(job: JobSpec, runtime: str, version: str, model: LoadedModel,
+                 feeds: dict[str, object], timings: Timings, metered: Metered,
+                 device_threads: int | None, speed: SpeedModel | None, init_ns: int,
+                 started: float, cooling: tuple[str, ...]) -> Measurement:
     environment = Environment(
         device=job.device,
         device_kind=job.device_kind,
-        runtime=runner.name,
-        runtime_version=runner.version(),
+        runtime=runtime,
+        runtime_version=version,
         execution_provider=job.execution_provider,
         model_sha256=job.model_sha256,
         threads=device_threads,
@@ -96,6 +161,9 @@ def execute(job: JobSpec, progress: ProgressCallback) -> Measurement:
         emulation=speed.preset if speed else None,
     )
     memory = peak_memory_mb()
+    missing: tuple[str, ...] = () if memory is not None else ("peak_memory_mb",)
+    if metered.energy is None:
+        missing += ENERGY_FIGURES
     return Measurement(
         environment=environment,
         settings=job.settings,
@@ -107,5 +175,8 @@ def execute(job: JobSpec, progress: ProgressCallback) -> Measurement:
         started_at=started,
         finished_at=time.time(),
         emulated_figures=EMULATED_FIGURES if speed else (),
-        unavailable_figures=() if memory is not None else ("peak_memory_mb",),
+        unavailable_figures=missing,
+        telemetry=metered.telemetry,
+        energy=metered.energy,
+        notes=cooling + metered.notes,
     )

@@ -14,7 +14,7 @@ from hilbench.core.errors import (
     SettingsError,
     UnsupportedFormatError,
 )
-from hilbench.core.fields import FieldError, get_dict, get_int, get_str
+from hilbench.core.fields import FieldError, get_dict, get_int, get_optional_str, get_str
 from hilbench.core.measurement import Measurement
 from hilbench.core.settings import BenchmarkSettings
 
@@ -43,6 +43,8 @@ class JobSpec:
     sysfs_root: str = "/"
     execution_provider: str = "CPUExecutionProvider"
     emulation: dict[str, Any] | None = None
+    dvfs_pin: dict[str, int] | None = None  # DVFS domain -> kHz, for this job only
+    power_command: str | None = None  # prints watts: an external meter on this device
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +59,8 @@ class JobSpec:
                 "sysfs_root": self.sysfs_root,
                 "execution_provider": self.execution_provider,
                 "emulation": self.emulation,
+                "dvfs_pin": self.dvfs_pin,
+                "power_command": self.power_command,
             }
         )
 
@@ -76,9 +80,19 @@ class JobSpec:
                 sysfs_root=get_str(data, "sysfs_root"),
                 execution_provider=get_str(data, "execution_provider"),
                 emulation=emulation if isinstance(emulation, dict) else None,
+                dvfs_pin=_pins(data.get("dvfs_pin")),
+                power_command=get_optional_str(data, "power_command"),
             )
         except (ValueError, FieldError) as exc:
             raise AgentError(f"malformed job JSON: {exc}") from exc
+
+
+def _pins(value: Any) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FieldError("field 'dvfs_pin' must be an object of domain -> kHz")
+    return {str(name): int(khz) for name, khz in value.items()}
 
 
 def _check_version(data: Mapping[str, Any], what: str) -> None:

@@ -71,9 +71,38 @@ def _domain(directory: Path) -> DomainState:
     )
 
 
+GPU_DEVFREQ = re.compile(r"gpu|gp10b|gv11b|ga10b|kgsl|mali", re.IGNORECASE)
+
+
+def _khz(hz: int | None) -> int | None:
+    return None if hz is None else hz // 1000
+
+
+def _devfreq_domain(directory: Path) -> DomainState:
+    """A devfreq device (GPU, bus): frequencies in Hz in sysfs, kHz here."""
+    available = _read(directory / "available_frequencies") or ""
+    kind = "gpu" if GPU_DEVFREQ.search(directory.name) else "devfreq"
+    return DomainState(
+        name=f"{kind}:{directory.name}",
+        governor=_read(directory / "governor"),
+        cur_khz=_khz(_read_int(directory / "cur_freq")),
+        min_khz=_khz(_read_int(directory / "min_freq")),
+        max_khz=_khz(_read_int(directory / "max_freq")),
+        available_khz=tuple(sorted(int(f) // 1000 for f in available.split() if f.isdigit())),
+    )
+
+
+def dvfs_directories(root: Path) -> list[tuple[DomainState, Path]]:
+    """Every DVFS domain with the sysfs folder that controls it: cpufreq policies (clusters)
+    first, then devfreq devices (GPUs, buses)."""
+    found = [(_domain(d), d) for d in _policy_dirs(root)]
+    devfreq = sorted(d for d in root.glob("sys/class/devfreq/*") if (d / "cur_freq").exists())
+    return found + [(_devfreq_domain(d), d) for d in devfreq]
+
+
 def read_dvfs(root: Path) -> DvfsState:
-    """Every cpufreq domain (cluster) under ``root``; empty where cpufreq is absent."""
-    return DvfsState(tuple(_domain(d) for d in _policy_dirs(root)))
+    """Every DVFS domain under ``root``; empty where the platform exposes none."""
+    return DvfsState(tuple(domain for domain, _ in dvfs_directories(root)))
 
 
 def read_cpu_count(root: Path) -> int | None:

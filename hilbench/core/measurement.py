@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any, Mapping, Sequence, Tuple
 
 from hilbench.core.dvfs import DvfsState
+from hilbench.core.energy import EnergyReport
 from hilbench.core.errors import IncompatibleMeasurementsError
 from hilbench.core.fields import (
     get_dict,
@@ -126,7 +127,9 @@ class Measurement:
     instead: then ``samples_ns`` is empty and ``reported`` holds the figures it printed.
     ``emulated_figures`` names the figures produced by a speed model instead of measured
     on the device itself; ``unavailable_figures`` those the device could not give.
-    ``telemetry``: sensors sampled beside the run, where the agent sampled any."""
+    ``telemetry``: sensors sampled beside the run, where the agent sampled any; ``energy``:
+    the energy of the timed runs worked out from them; ``notes``: what the agent could not
+    do and why (no power sensor, a charging battery, a frequency it could not pin)."""
 
     environment: Environment
     settings: BenchmarkSettings
@@ -141,6 +144,8 @@ class Measurement:
     unavailable_figures: tuple[str, ...] = ()
     reported: LatencySummary | None = None
     telemetry: Telemetry | None = None
+    energy: EnergyReport | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if bool(self.samples_ns) == (self.reported is not None):
@@ -171,6 +176,8 @@ class Measurement:
             "unavailable_figures": list(self.unavailable_figures),
             "reported": summary_to_dict(self.reported) if self.reported else None,
             "telemetry": self.telemetry.to_dict() if self.telemetry else None,
+            "energy": self.energy.to_dict() if self.energy else None,
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -180,6 +187,7 @@ class Measurement:
             raise ValueError("field 'samples_ns' must be a list of non-negative ints")
         reported = data.get("reported")
         telemetry = data.get("telemetry")
+        energy = data.get("energy")
         if not samples and not isinstance(reported, dict):
             raise ValueError("a measurement needs 'samples_ns' or a 'reported' summary")
         return cls(
@@ -196,6 +204,8 @@ class Measurement:
             unavailable_figures=tuple(str(f) for f in get_list(data, "unavailable_figures")),
             reported=summary_from_dict(reported) if isinstance(reported, dict) else None,
             telemetry=Telemetry.from_dict(telemetry) if isinstance(telemetry, dict) else None,
+            energy=EnergyReport.from_dict(energy) if isinstance(energy, dict) else None,
+            notes=tuple(str(n) for n in data.get("notes") or ()),
         )
 
 

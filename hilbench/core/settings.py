@@ -11,6 +11,7 @@ from hilbench.core.fields import (
     get_dict,
     get_float,
     get_int,
+    get_optional_float,
     get_optional_int,
 )
 
@@ -35,10 +36,15 @@ class BenchmarkSettings:
     dims: dict[str, int] = field(default_factory=dict)
     shapes: dict[str, Shape] = field(default_factory=dict)
     seed: int = 0
+    sample_interval_s: float = 0.1
+    idle_power_s: float = 0.5
+    cooldown_below_c: float | None = None
+    cooldown_max_s: float = 120.0
 
     def __post_init__(self) -> None:
         self._check_counts()
         self._check_durations()
+        self._check_sampling()
         for name, size in self.dims.items():
             if size < 1:
                 raise SettingsError(f"dimension {name} must be >= 1, got {size}")
@@ -62,6 +68,14 @@ class BenchmarkSettings:
         if not self.max_cv > 0.0:
             raise SettingsError(f"maximum coefficient of variation must be > 0, got {self.max_cv}")
 
+    def _check_sampling(self) -> None:
+        if not self.sample_interval_s > 0:
+            raise SettingsError(f"sampling interval must be > 0 s, got {self.sample_interval_s}")
+        if self.idle_power_s < 0:
+            raise SettingsError(f"idle time must be >= 0 s, got {self.idle_power_s}")
+        if self.cooldown_max_s < 0:
+            raise SettingsError(f"cool-down limit must be >= 0 s, got {self.cooldown_max_s}")
+
     def _check_durations(self) -> None:
         if self.min_duration_s < 0:
             raise SettingsError(f"minimum duration must be >= 0 s, got {self.min_duration_s}")
@@ -82,6 +96,10 @@ class BenchmarkSettings:
             "dims": dict(self.dims),
             "shapes": {name: list(shape) for name, shape in self.shapes.items()},
             "seed": self.seed,
+            "sample_interval_s": self.sample_interval_s,
+            "idle_power_s": self.idle_power_s,
+            "cooldown_below_c": self.cooldown_below_c,
+            "cooldown_max_s": self.cooldown_max_s,
         }
 
     @classmethod
@@ -103,6 +121,18 @@ class BenchmarkSettings:
                     for name, shape in get_dict(data, "shapes").items()
                 },
                 seed=get_int(data, "seed"),
+                **_sampling(data),
             )
         except (FieldError, TypeError, ValueError) as exc:
             raise SettingsError(f"malformed benchmark settings: {exc}") from exc
+
+
+def _sampling(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Sampling settings; runs stored before they existed used these defaults' values."""
+    defaults = BenchmarkSettings()
+    return {
+        "sample_interval_s": float(data.get("sample_interval_s", defaults.sample_interval_s)),
+        "idle_power_s": float(data.get("idle_power_s", defaults.idle_power_s)),
+        "cooldown_below_c": get_optional_float(data, "cooldown_below_c"),
+        "cooldown_max_s": float(data.get("cooldown_max_s", defaults.cooldown_max_s)),
+    }

@@ -7,6 +7,16 @@ from typing import Any, Mapping
 
 from hilbench.core.fields import get_float, get_list, get_str
 
+_UNITS = (
+    ("/cpufreq/", "kHz"), ("/devfreq/", "Hz"), ("/thermal/", "m°C"), ("/current_now", "µA"),
+    ("/voltage_now", "µV"),
+)
+
+
+def unit_of(sensor: str) -> str:
+    """The unit of a sysfs file's raw value, by where it lives."""
+    return next((unit for part, unit in _UNITS if part in sensor), "raw")
+
 
 @dataclass(frozen=True)
 class Series:
@@ -46,6 +56,9 @@ class Telemetry:
 
     def get(self, sensor: str) -> Series | None:
         return next((s for s in self.series if s.sensor == sensor), None)
+
+    def with_unit(self, unit: str) -> tuple[Series, ...]:
+        return tuple(s for s in self.series if s.unit == unit)
 
     def to_dict(self) -> dict[str, Any]:
         return {"interval_s": self.interval_s, "series": [s.to_dict() for s in self.series]}

@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from hilbench.agents.emulated_board import publish_power
 from hilbench.agents.emulation import SpeedModel
 from hilbench.devices.presets import Cluster, EmulatedPreset
 
@@ -61,6 +62,11 @@ def _write_sensors(preset: EmulatedPreset, root: Path) -> None:
     for index, zone in enumerate(preset.thermal_zones):
         _write(root / f"sys/class/thermal/thermal_zone{index}/type", zone)
         _write(root / f"sys/class/thermal/thermal_zone{index}/temp", str(38000 + 1500 * index))
+    first_zone = root / "sys/class/thermal/thermal_zone0"
+    _write(first_zone / "trip_point_0_type", "passive")
+    _write(first_zone / "trip_point_0_temp", str(int(preset.trip_c * 1000)))
+    if preset.power is not None:
+        publish_power(preset.power, root, preset.power.static_w, 0.0)
     if preset.battery:
         battery = root / "sys/class/power_supply/battery"
         for name, text in (("type", "Battery"), ("status", "Discharging"), ("capacity", "81"),
@@ -70,7 +76,7 @@ def _write_sensors(preset: EmulatedPreset, root: Path) -> None:
 
 def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str, Any]:
     """The job's emulation spec; noise is seeded by the device name and the run's seed."""
-    return SpeedModel(
+    spec = SpeedModel(
         preset=preset.name,
         cluster_cpu=preset.first_cpu(preset.run_cluster),
         slowdown=preset.slowdown,
@@ -79,3 +85,6 @@ def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str
         noise_sigma=preset.noise_sigma,
         seed=zlib.crc32(device_name.encode()) ^ seed,
     ).to_dict()
+    if preset.power is not None:
+        spec["power"] = preset.power.to_dict()
+    return spec

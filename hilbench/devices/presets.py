@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hilbench.agents.emulated_board import PowerModel
 from hilbench.core.errors import DeviceError
 
 
@@ -34,6 +35,8 @@ class EmulatedPreset:
     os_name: str = "Linux (emulated)"
     thermal_zones: tuple[str, ...] = ("cpu-thermal",)
     battery: bool = False
+    power: PowerModel | None = None
+    trip_c: float = 95.0  # thermal_zone0's first trip point: throttling above it
 
     def first_cpu(self, cluster_index: int) -> int:
         return sum(c.cores for c in self.clusters[:cluster_index])
@@ -62,6 +65,10 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.25,
             noise_sigma=0.03,
             os_name="Android 14 (emulated)",
+            power=PowerModel("battery", static_w=0.45, dynamic_w=3.2, v_min=0.60, v_max=1.05,
+                             ambient_c=25.0, thermal_resistance_c_per_w=7.0,
+                             time_constant_s=3.0),
+            trip_c=70.0,
             thermal_zones=("cpu-big-thermal", "cpu-little-thermal", "battery"),
             battery=True,
         ),
@@ -78,6 +85,10 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.30,
             noise_sigma=0.02,
             os_name="Ubuntu 22.04 (L4T R36, emulated)",
+            power=PowerModel("ina3221", static_w=2.8, dynamic_w=7.0, v_min=0.60, v_max=1.00,
+                             ambient_c=25.0, thermal_resistance_c_per_w=3.0,
+                             time_constant_s=4.0),
+            trip_c=90.0,
             thermal_zones=("cpu-thermal", "gpu-thermal", "tj-thermal"),
         ),
         EmulatedPreset(
@@ -93,6 +104,10 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.35,
             noise_sigma=0.015,
             os_name="Ubuntu 24.04 LTS (emulated)",
+            power=PowerModel("rapl", static_w=35.0, dynamic_w=120.0, v_min=0.80, v_max=1.20,
+                             ambient_c=25.0, thermal_resistance_c_per_w=0.25,
+                             time_constant_s=5.0),
+            trip_c=95.0,
             thermal_zones=("x86_pkg_temp",),
         ),
         EmulatedPreset(
@@ -108,6 +123,10 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.50,
             noise_sigma=0.01,
             os_name="PetaLinux 2024.1 (emulated)",
+            power=PowerModel("hwmon", static_w=1.5, dynamic_w=2.5, v_min=0.85, v_max=1.00,
+                             ambient_c=25.0, thermal_resistance_c_per_w=4.0,
+                             time_constant_s=3.0),
+            trip_c=85.0,
         ),
     )
 }

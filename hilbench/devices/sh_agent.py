@@ -9,15 +9,11 @@ from importlib import resources
 from pathlib import Path
 
 from hilbench.core.errors import AgentError
-from hilbench.core.telemetry import Series, Telemetry
+from hilbench.core.telemetry import Series, Telemetry, unit_of
 
 SH_AGENT_NAME = "hilbench-agent.sh"
 SH_AGENT_VERSION = 1
 _HEADER = re.compile(r"^@@hilbench-sh-agent (\d+)$")
-_UNITS = (
-    ("/cpufreq/", "kHz"), ("/devfreq/", "Hz"), ("/thermal/", "m°C"), ("/current_now", "µA"),
-    ("/voltage_now", "µV"),
-)
 
 
 def sh_agent_script() -> bytes:
@@ -90,10 +86,6 @@ def write_tree(files: dict[str, str], root: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text + "\n")
     return root
-
-
-def unit_of(sensor: str) -> str:
-    return next((unit for part, unit in _UNITS if part in sensor), "raw")
 
 
 def parse_trace(text: str, interval_s: float) -> Telemetry:
