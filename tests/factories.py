@@ -71,7 +71,7 @@ def tool_reported_run(device: str = "phone") -> RunRecord:
         reported=reported,
         telemetry=Telemetry(0.1, (
             Series("/sys/devices/system/cpu/cpufreq/policy4/scaling_cur_freq", "kHz",
-                   (10.0, 10.1, 10.2), (2419000.0, 2419000.0, 1804800.0)),
+                   (10.0, 10.1, 10.2), (2419000.0, 2419000.0, 2419000.0)),
             Series("/sys/class/thermal/thermal_zone0/temp", "m°C", (10.0, 10.1, 10.2),
                    (41000.0, 42500.0, 44000.0)),
         )),

@@ -10,6 +10,7 @@ from hilbench.core.dvfs import DomainState, DvfsState
 from hilbench.core.errors import IncompatibleMeasurementsError
 from hilbench.core.measurement import Environment, Measurement, combine
 from hilbench.core.settings import BenchmarkSettings
+from hilbench.core.telemetry import Series
 from tests import factories
 
 ENV = Environment(
@@ -98,3 +99,39 @@ def test_a_measurement_needs_samples_or_a_reported_summary() -> None:
     data = measurement.to_dict()
     with pytest.raises(ValueError, match="needs 'samples_ns' or"):
         Measurement.from_dict({**data, "samples_ns": []})
+
+
+def _with_frequencies(khz: tuple[float, ...], window: tuple[float, float] | None = None,
+                      **domain: object) -> Measurement:
+    measurement = factories.tool_reported_run().measurement
+    assert measurement is not None and measurement.telemetry is not None
+    series = Series("/sys/devices/system/cpu/cpufreq/policy4/scaling_cur_freq", "kHz",
+                    tuple(float(i) for i in range(len(khz))), khz)
+    telemetry = replace(measurement.telemetry, series=(series,),
+                        window_start_s=window[0] if window else None,
+                        window_end_s=window[1] if window else None)
+    cluster = replace(measurement.environment.dvfs.domains[0], **domain)  # type: ignore[arg-type]
+    environment = replace(measurement.environment, dvfs=DvfsState((cluster,)))
+    return replace(measurement, telemetry=telemetry, environment=environment)
+
+
+def test_a_cluster_that_slowed_under_load_makes_the_run_invalid_with_evidence() -> None:
+    steady = _with_frequencies((2419000.0,) * 5)
+    assert steady.verdict.valid
+    dropped = _with_frequencies((2419000.0, 2419000.0, 1804000.0, 1401000.0, 2419000.0))
+    assert dropped.verdict.reasons == (
+        "throttled: cpu4-7 at 1401 MHz (expected 2419 MHz) at t=3.0 s, 2 of the samples below",
+    )
+
+
+def test_a_pinned_level_must_hold_only_during_the_timed_runs() -> None:
+    pinned = {"min_khz": 1401000, "max_khz": 1401000}
+    left = _with_frequencies((1401000.0, 1401000.0, 1056000.0), **pinned)
+    assert left.verdict.reasons[0].startswith("throttled: cpu4-7 at 1056 MHz (pinned at 1401")
+    before_the_window = _with_frequencies((1056000.0, 1401000.0, 1401000.0), (1.0, 2.0), **pinned)
+    assert before_the_window.verdict.valid
+
+
+def test_other_governors_move_frequency_on_purpose() -> None:
+    schedutil = _with_frequencies((2419000.0, 710000.0, 2419000.0), governor="schedutil")
+    assert schedutil.verdict.valid

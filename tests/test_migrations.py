@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, inspect, text
 
 from hilbench.profiles import Store, migrations
-from hilbench.profiles.schema import NULLABLE_SINCE_V3
+from hilbench.profiles.schema import ADDED_IN_V3, NULLABLE_SINCE_V3
 from tests import factories
 
 
@@ -21,7 +21,8 @@ def _require_summary_figures(connection: Connection) -> None:
     if connection.dialect.name != "sqlite":
         for name in NULLABLE_SINCE_V3:
             connection.execute(text(f'ALTER TABLE measurements ALTER COLUMN "{name}" SET NOT NULL'))
-        connection.execute(text("ALTER TABLE measurements DROP COLUMN telemetry"))
+        for name in ADDED_IN_V3:
+            connection.execute(text(f"ALTER TABLE measurements DROP COLUMN {name}"))
         return
     ddl = connection.execute(
         text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'measurements'")
@@ -29,8 +30,9 @@ def _require_summary_figures(connection: Connection) -> None:
     for name in NULLABLE_SINCE_V3:
         ddl, found = re.subn(rf"\b{name} FLOAT,", f"{name} FLOAT NOT NULL,", ddl)
         assert found == 1, name
-    ddl, found = re.subn(r",\s*telemetry JSON", "", ddl)
-    assert found == 1
+    for name in ADDED_IN_V3:
+        ddl, found = re.subn(rf",\s*{name} [A-Z]+", "", ddl)
+        assert found == 1, name
     connection.execute(text("ALTER TABLE measurements RENAME TO measurements_v3"))
     connection.execute(text(ddl))
     names = ", ".join(c["name"] for c in inspect(connection).get_columns("measurements"))

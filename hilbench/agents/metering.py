@@ -4,7 +4,7 @@ end, and the energy of the timed inferences worked out from them."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hilbench.agents.power import ENERGY, PowerSensor, power_sensors
@@ -112,7 +112,8 @@ class Meter:
     def finish(self, window: Window, inferences: int) -> Metered:
         if self._sampler is None:
             return Metered(None, None, ("energy: no power sensor found on the device",))
-        telemetry = self._sampler.stop()
+        telemetry = replace(self._sampler.stop(), window_start_s=window.start_s,
+                            window_end_s=window.end_s)
         notes = [f"energy: {name} refused: {why}" for name, why in self._sampler.refused.items()]
         sensors = [s for s in self._sensors if s.name not in self._sampler.refused]
         if not self._sensors:

@@ -24,6 +24,7 @@ from hilbench.core.fields import (
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import OPTIONAL_STATS, LatencySummary
 from hilbench.core.telemetry import Telemetry
+from hilbench.core.throttle import throttle_reasons
 from hilbench.core.verdict import Verdict, judge
 
 InputShapes = Tuple[Tuple[str, Tuple[int, ...]], ...]
@@ -159,7 +160,9 @@ class Measurement:
 
     @property
     def verdict(self) -> Verdict:
-        return judge(self.summary, self.timed_duration_s, self.settings)
+        rules = judge(self.summary, self.timed_duration_s, self.settings)
+        throttled = throttle_reasons(self.environment.dvfs, self.telemetry)
+        return Verdict(rules.reasons + throttled)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from hilbench.core.fields import get_float, get_list, get_str
+from hilbench.core.fields import get_float, get_list, get_optional_float, get_str
 
 _UNITS = (
     ("/cpufreq/", "kHz"), ("/devfreq/", "Hz"), ("/thermal/", "m°C"), ("/current_now", "µA"),
@@ -53,6 +53,14 @@ class Telemetry:
 
     interval_s: float
     series: tuple[Series, ...] = ()
+    window_start_s: float | None = None  # the timed runs, on the same time base
+    window_end_s: float | None = None
+
+    def in_window(self, series: Series) -> list[tuple[float, float]]:
+        """The points of ``series`` taken while the timed runs ran (all without a window)."""
+        start = self.window_start_s if self.window_start_s is not None else float("-inf")
+        end = self.window_end_s if self.window_end_s is not None else float("inf")
+        return [(t, v) for t, v in zip(series.t_s, series.values) if start <= t <= end]
 
     def get(self, sensor: str) -> Series | None:
         return next((s for s in self.series if s.sensor == sensor), None)
@@ -61,11 +69,14 @@ class Telemetry:
         return tuple(s for s in self.series if s.unit == unit)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"interval_s": self.interval_s, "series": [s.to_dict() for s in self.series]}
+        return {"interval_s": self.interval_s, "series": [s.to_dict() for s in self.series],
+                "window_start_s": self.window_start_s, "window_end_s": self.window_end_s}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Telemetry:
         return cls(
             interval_s=get_float(data, "interval_s"),
             series=tuple(Series.from_dict(s) for s in get_list(data, "series")),
+            window_start_s=get_optional_float(data, "window_start_s"),
+            window_end_s=get_optional_float(data, "window_end_s"),
         )

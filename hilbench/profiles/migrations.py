@@ -9,6 +9,7 @@ from sqlalchemy import Connection, inspect, select
 
 from hilbench.core.errors import NotAStoreError, SchemaTooNewError
 from hilbench.profiles.schema import (
+    ADDED_IN_V3,
     NULLABLE_SINCE_V3,
     agents,
     jobs,
@@ -27,12 +28,12 @@ def _add_coordinator_tables(connection: Connection) -> None:
 
 def _nullable_tool_figures(connection: Connection) -> None:
     """Version 3: summary figures a device's benchmark tool may not print become nullable,
-    and a ``telemetry`` column keeps sensors sampled beside a run. SQLite cannot drop a NOT
-    NULL constraint: the table is rebuilt with its rows."""
+    and new columns keep sensors sampled beside a run, energy and temperatures. SQLite
+    cannot drop a NOT NULL constraint: the table is rebuilt with its rows."""
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("ALTER TABLE measurements RENAME TO measurements_v2")
         measurements.create(connection)
-        kept = ", ".join(f'"{c.name}"' for c in measurements.columns if c.name != "telemetry")
+        kept = ", ".join(f'"{c.name}"' for c in measurements.columns if c.name not in ADDED_IN_V3)
         connection.exec_driver_sql(
             f"INSERT INTO measurements ({kept}) SELECT {kept} FROM measurements_v2"
         )
@@ -40,7 +41,12 @@ def _nullable_tool_figures(connection: Connection) -> None:
         return
     for name in NULLABLE_SINCE_V3:
         connection.exec_driver_sql(f'ALTER TABLE measurements ALTER COLUMN "{name}" DROP NOT NULL')
-    connection.exec_driver_sql("ALTER TABLE measurements ADD COLUMN telemetry JSON")
+    for column in measurements.columns:
+        if column.name in ADDED_IN_V3:
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(
+                f'ALTER TABLE measurements ADD COLUMN "{column.name}" {kind}'
+            )
 
 
 # (version reached, step from the version before). Version 1 is the base schema.

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -108,8 +109,22 @@ measurements = Table(
     Column("unavailable_figures", JSON, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
-    Column("telemetry", JSON),  # version 3
+    # version 3: sensors beside the run, energy, throttling evidence
+    Column("telemetry", LargeBinary),  # zlib-compressed JSON: every sampled series
+    Column("energy", JSON),
+    Column("energy_per_inference_mj", Float),
+    Column("active_energy_per_inference_mj", Float),
+    Column("avg_power_w", Float),
+    Column("idle_power_w", Float),
+    Column("temp_start_c", Float),
+    Column("temp_end_c", Float),
+    Column("frequencies_mhz", JSON),
+    Column("notes", JSON),
 )
+
+ADDED_IN_V3 = ("telemetry", "energy", "energy_per_inference_mj", "active_energy_per_inference_mj",
+               "avg_power_w", "idle_power_w", "temp_start_c", "temp_end_c", "frequencies_mhz",
+               "notes")
 
 samples = Table(
     "samples",

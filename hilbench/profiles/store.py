@@ -3,7 +3,9 @@ PostgreSQL through SQLAlchemy. Queries return pandas DataFrames."""
 
 from __future__ import annotations
 
+import json
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
+from hilbench.core.energy import EnergyReport
 from hilbench.core.errors import (
     DuplicateDeviceError,
     StoreError,
@@ -35,13 +38,16 @@ from hilbench.core.records import RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.stats import OPTIONAL_STATS, LatencySummary
 from hilbench.core.telemetry import Telemetry
+from hilbench.core.throttle import frequency_stats_mhz, temperature_span_c
 from hilbench.profiles.location import default_store_url
 from hilbench.profiles.migrations import migrate
 from hilbench.profiles.schema import devices, measurements, models, runs, samples
 
 POSTGRES_CONNECT_TIMEOUT_S = 5
 SUMMARY_COLUMNS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
-                   "max_ms", "cv", "init_ms", "first_inference_ms", "peak_memory_mb")
+                   "max_ms", "cv", "init_ms", "first_inference_ms", "peak_memory_mb",
+                   "energy_per_inference_mj", "active_energy_per_inference_mj", "avg_power_w",
+                   "idle_power_w", "temp_start_c", "temp_end_c")
 
 
 def _short(exc: BaseException) -> str:
@@ -353,6 +359,35 @@ def _environment_columns(environment: Environment) -> dict[str, Any]:
     }
 
 
+def pack_telemetry(telemetry: Telemetry | None) -> bytes | None:
+    if telemetry is None:
+        return None
+    return zlib.compress(json.dumps(telemetry.to_dict(), separators=(",", ":")).encode(), 6)
+
+
+def unpack_telemetry(packed: bytes | None) -> Telemetry | None:
+    if not packed:
+        return None
+    return Telemetry.from_dict(json.loads(zlib.decompress(packed)))
+
+
+def _energy_columns(measurement: Measurement) -> dict[str, Any]:
+    energy = measurement.energy
+    start_c, end_c = temperature_span_c(measurement.telemetry)
+    return {
+        "telemetry": pack_telemetry(measurement.telemetry),
+        "energy": energy.to_dict() if energy else None,
+        "energy_per_inference_mj": energy.energy_per_inference_mj if energy else None,
+        "active_energy_per_inference_mj": energy.active_energy_per_inference_mj
+        if energy else None,
+        "avg_power_w": energy.avg_power_w if energy else None,
+        "idle_power_w": energy.idle_power_w if energy else None,
+        "temp_start_c": start_c, "temp_end_c": end_c,
+        "frequencies_mhz": frequency_stats_mhz(measurement.telemetry),
+        "notes": list(measurement.notes),
+    }
+
+
 def _insert_measurement(connection: Connection, run_pk: int, measurement: Measurement) -> None:
     summary = measurement.summary
     verdict = measurement.verdict
@@ -367,7 +402,7 @@ def _insert_measurement(connection: Connection, run_pk: int, measurement: Measur
             reasons=list(verdict.reasons), emulated_figures=list(measurement.emulated_figures),
             unavailable_figures=list(measurement.unavailable_figures),
             started_at=measurement.started_at, finished_at=measurement.finished_at,
-            telemetry=measurement.telemetry.to_dict() if measurement.telemetry else None,
+            **_energy_columns(measurement),
         )
     )
     rows = [{"run_id": run_pk, "idx": i, "latency_ns": ns}
@@ -436,7 +471,9 @@ def _measurement(row: Any, latencies: tuple[int, ...]) -> Measurement:
         emulated_figures=tuple(row["emulated_figures"]),
         unavailable_figures=tuple(row["unavailable_figures"]),
         reported=None if latencies else _reported(row),
-        telemetry=Telemetry.from_dict(row["telemetry"]) if row["telemetry"] else None,
+        telemetry=unpack_telemetry(row["telemetry"]),
+        energy=EnergyReport.from_dict(row["energy"]) if row["energy"] else None,
+        notes=tuple(row["notes"] or ()),
     )
 
 
