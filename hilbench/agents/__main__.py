@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -21,7 +22,14 @@ def _report_progress(phase: str, fraction: float) -> None:
     sys.stderr.flush()
 
 
+def _stop_on_term(signum: int, frame: object) -> None:
+    """TERM (a cancelled run, Ctrl-C on the host) unwinds the job like an error does, so
+    that what it changed on the device (pinned DVFS levels) is put back."""
+    raise SystemExit(128 + signum)
+
+
 def _run() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_term)
     text = sys.stdin.read()
     job_id = "?"
     try:

@@ -37,7 +37,11 @@ class QueuedDevice:
         return self.record.name
 
     def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
-                  progress: ProgressCallback) -> Measurement:
+                  progress: ProgressCallback, dvfs_pin: dict[str, int] | None = None
+                  ) -> Measurement:
+        if dvfs_pin:
+            raise AgentError(f"{self.name}: DVFS levels cannot be pinned through the "
+                             "coordinator yet; run without --dvfs")
         queue = JobQueue(self.store)
         queue.enqueue(job_id, self.campaign_id, self.name, model, settings)
         self._current = job_id

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hilbench.core.dvfs import DvfsState
+from hilbench.core.measurement import Measurement
 from hilbench.core.records import RunRecord
+from hilbench.core.throttle import frequency_stats_mhz, temperature_span_c
 
 SUMMARY_FIELDS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms", "max_ms")
 
@@ -43,9 +46,34 @@ def run_row(run: RunRecord) -> dict[str, Any]:
             "input_shapes": {name: list(shape) for name, shape in environment.input_shapes},
             "emulated_figures": list(measurement.emulated_figures),
             "unavailable_figures": list(measurement.unavailable_figures),
+            "notes": list(measurement.notes),
+            "dvfs_pinned_mhz": pinned_mhz(environment.dvfs),
+            **energy_fields(measurement),
         }
     )
     return row
+
+
+def pinned_mhz(dvfs: DvfsState) -> dict[str, float]:
+    """Domains held at one level (min = max) for the run."""
+    return {d.name: d.max_khz / 1000 for d in dvfs.domains
+            if d.max_khz is not None and d.min_khz == d.max_khz}
+
+
+def energy_fields(measurement: Measurement) -> dict[str, Any]:
+    energy = measurement.energy
+    start_c, end_c = temperature_span_c(measurement.telemetry)
+    return {
+        "energy_per_inference_mj": energy.energy_per_inference_mj if energy else None,
+        "active_energy_per_inference_mj": energy.active_energy_per_inference_mj
+        if energy else None,
+        "avg_power_w": energy.avg_power_w if energy else None,
+        "idle_power_w": energy.idle_power_w if energy else None,
+        "energy_sensor": energy.sensor if energy else None,
+        "frequencies_mhz": frequency_stats_mhz(measurement.telemetry),
+        "temp_start_c": start_c,
+        "temp_end_c": end_c,
+    }
 
 
 def _measurement_fields() -> tuple[str, ...]:
@@ -66,6 +94,16 @@ def _measurement_fields() -> tuple[str, ...]:
         "input_shapes",
         "emulated_figures",
         "unavailable_figures",
+        "notes",
+        "dvfs_pinned_mhz",
+        "energy_per_inference_mj",
+        "active_energy_per_inference_mj",
+        "avg_power_w",
+        "idle_power_w",
+        "energy_sensor",
+        "frequencies_mhz",
+        "temp_start_c",
+        "temp_end_c",
     )
 
 

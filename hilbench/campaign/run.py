@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hilbench.agents.benchmark import ProgressCallback
+from hilbench.campaign.dvfs import DvfsRequest, Pin, plan
 from hilbench.campaign.queue import QueuedDevice
 from hilbench.campaign.rwlock import HostCpuLock
 from hilbench.core.errors import HilbenchError, TransportError
@@ -34,7 +35,7 @@ class Target(Protocol):
     def exclusive_host_cpu(self) -> bool: ...
 
     def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
-                  progress: ProgressCallback) -> Measurement: ...
+                  progress: ProgressCallback, dvfs_pin: Pin | None = None) -> Measurement: ...
 
     def cancel(self) -> None: ...
 
@@ -54,7 +55,7 @@ class Unreachable:
     exclusive_host_cpu: bool = False
 
     def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
-                  progress: ProgressCallback) -> Measurement:
+                  progress: ProgressCallback, dvfs_pin: Pin | None = None) -> Measurement:
         raise TransportError(self.reason)
 
     def cancel(self) -> None:
@@ -66,9 +67,12 @@ class Unreachable:
 
 @dataclass(frozen=True)
 class Job:
+    """One model on one device, at one DVFS level when ``dvfs_pin`` is set."""
+
     job_id: str
     device: str
     model: ModelRecord
+    dvfs_pin: Pin | None = None
 
 
 class CampaignObserver(Protocol):
@@ -113,6 +117,7 @@ class Campaign:
         settings: BenchmarkSettings,
         observer: CampaignObserver | None = None,
         connect: DeviceOpener | None = None,
+        dvfs: DvfsRequest | None = None,
     ) -> None:
         self._store = store
         self._devices = list(devices)
@@ -120,6 +125,7 @@ class Campaign:
         self._settings = settings
         self._observer = observer or SilentObserver()
         self._connect = connect or self._open
+        self._plans = {record.name: plan(dvfs, record) for record in self._devices}
         self._host_cpu = HostCpuLock()
         self._store_lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -137,7 +143,9 @@ class Campaign:
             return Unreachable(record.name, f"{record.name}: cannot open it: {exc}")
 
     def jobs_for(self, device: str) -> list[Job]:
-        return [Job(uuid.uuid4().hex, device, model) for model in self._models]
+        """Each model at each DVFS level the plan gives the device."""
+        return [Job(uuid.uuid4().hex, device, model, pin)
+                for model in self._models for pin in self._plans.get(device, [None])]
 
     def run(self) -> CampaignResult:
         """Run every job. On Ctrl-C: stop the jobs still running on every device, store
@@ -185,7 +193,8 @@ class Campaign:
             self._observer.job_progress(job, phase, fraction)
 
         try:
-            measurement = device.run_model(job.job_id, job.model, self._settings, progress)
+            measurement = device.run_model(job.job_id, job.model, self._settings, progress,
+                                           job.dvfs_pin)
             return self._record(job, started, measurement=measurement)
         except HilbenchError as exc:
             return self._record(job, started, error=str(exc))

@@ -48,3 +48,27 @@ def parse_dims(items: list[str]) -> dict[str, int]:
             raise SettingsError(f"invalid dimension {item!r}: the size must be a whole number")
         dims[name] = int(value)
     return dims
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(hz|khz)?\s*$", re.IGNORECASE)
+_CELSIUS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:°?c)?\s*$", re.IGNORECASE)
+
+
+def parse_rate(text: str) -> float:
+    """``"10Hz"``, ``"1kHz"`` or a bare number of Hz; returns the interval in seconds."""
+    match = _RATE.match(text)
+    hz = float(match.group(1)) * (1000.0 if (match.group(2) or "").lower() == "khz" else 1.0) \
+        if match else 0.0
+    if hz <= 0:
+        raise SettingsError(f"invalid sampling rate {text!r}: use e.g. 10Hz or 100Hz")
+    return 1.0 / hz
+
+
+def parse_celsius(text: str | None) -> float | None:
+    """``"45C"``, ``"45°C"`` or ``"45"``."""
+    if text is None:
+        return None
+    match = _CELSIUS.match(text)
+    if not match:
+        raise SettingsError(f"invalid temperature {text!r}: use e.g. 45C")
+    return float(match.group(1))

@@ -14,7 +14,7 @@ from hilbench.core.records import RUN_OK, RunRecord
 class DeviceProgress:
     """A ``CampaignObserver`` drawing to stderr (stdout stays clean for --json)."""
 
-    def __init__(self, devices: list[str], jobs_per_device: int) -> None:
+    def __init__(self, jobs_per_device: dict[str, int]) -> None:
         self.progress = Progress(
             TextColumn("{task.fields[device]:<14}"),
             BarColumn(),
@@ -23,29 +23,34 @@ class DeviceProgress:
             console=err,
             transient=False,
         )
-        self._jobs = jobs_per_device
         self._done: dict[str, int] = {}
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {
-            device: self.progress.add_task(
-                device, total=float(jobs_per_device), device=device, status="waiting"
-            )
-            for device in devices
+            device: self.progress.add_task(device, total=float(jobs), device=device,
+                                           status="waiting")
+            for device, jobs in jobs_per_device.items()
         }
 
     def job_started(self, job: Job) -> None:
-        self._update(job.device, 0.0, f"{job.model.name}: starting")
+        self._update(job.device, 0.0, f"{_label(job)}: starting")
 
     def job_progress(self, job: Job, phase: str, fraction: float) -> None:
-        self._update(job.device, fraction, f"{job.model.name}: {phase}")
+        self._update(job.device, fraction, f"{_label(job)}: {phase}")
 
     def job_finished(self, job: Job, run: RunRecord) -> None:
         with self._lock:
             self._done[job.device] = self._done.get(job.device, 0) + 1
         status = "done" if run.status == RUN_OK else "[red]failed[/]"
-        self._update(job.device, 0.0, f"{job.model.name}: {status}")
+        self._update(job.device, 0.0, f"{_label(job)}: {status}")
 
     def _update(self, device: str, fraction: float, status: str) -> None:
         with self._lock:
             done = self._done.get(device, 0)
         self.progress.update(self._tasks[device], completed=done + fraction, status=status)
+
+
+def _label(job: Job) -> str:
+    if not job.dvfs_pin:
+        return job.model.name
+    levels = ",".join(f"{khz / 1000:.0f}MHz" for khz in job.dvfs_pin.values())
+    return f"{job.model.name} @ {levels}"

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
+from hilbench.campaign.dvfs import DvfsRequest, parse_dvfs, plan
 from hilbench.campaign.models import checked_model
 from hilbench.campaign.rows import run_row
 from hilbench.campaign.run import Campaign, CampaignResult
 from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
-from hilbench.cli.parsing import parse_dims, parse_duration, parse_shapes
+from hilbench.cli.parsing import parse_celsius, parse_dims, parse_duration, parse_rate, parse_shapes
 from hilbench.cli.progress import DeviceProgress
-from hilbench.cli.results import EMULATED_NOTE, results_table
+from hilbench.cli.results import EMULATED_NOTE, notes_lines, results_table
 from hilbench.core.records import DeviceRecord, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.devices.registry import select_devices
@@ -27,11 +28,13 @@ def execute(
     devices: list[DeviceRecord],
     models: list[ModelRecord],
     settings: BenchmarkSettings,
+    dvfs: DvfsRequest | None = None,
 ) -> CampaignResult:
     """Run the campaign with one progress bar per device (on stderr)."""
-    observer = DeviceProgress([d.name for d in devices], len(models))
+    counts = {d.name: len(models) * len(plan(dvfs, d)) for d in devices}
+    observer = DeviceProgress(counts)
     with observer.progress:
-        return Campaign(store, devices, models, settings, observer).run()
+        return Campaign(store, devices, models, settings, observer, dvfs=dvfs).run()
 
 
 def report(result: CampaignResult, json_output: bool) -> None:
@@ -42,6 +45,8 @@ def report(result: CampaignResult, json_output: bool) -> None:
         out.print(results_table(rows))
         if any(row.get("emulated_figures") for row in rows):
             out.print(EMULATED_NOTE)
+        for line in notes_lines(rows):
+            out.print(line, markup=False)
     if result.failed:
         raise typer.Exit(EXIT_JOBS_FAILED)
 
@@ -75,6 +80,25 @@ def run_command(
         list[str] | None, typer.Option(help="Size of a symbolic dimension NAME=64.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated inputs and noise.")] = 0,
+    dvfs: Annotated[
+        str | None,
+        typer.Option(help="sweep (every level of the fastest CPU cluster), or DOMAIN=LEVEL[,...] "
+                     "such as cpu=1.2GHz, gpu=max, cpu4-7=min: pinned for the run, restored "
+                     "after."),
+    ] = None,
+    sample_rate: Annotated[
+        str, typer.Option(help="Sensor sampling rate beside the run, e.g. 10Hz, 100Hz.")
+    ] = "10Hz",
+    idle_time: Annotated[
+        str, typer.Option(help="Idle power is measured this long before each run.")
+    ] = "500ms",
+    cooldown: Annotated[
+        str | None, typer.Option(help="Before each job, wait until the device is under this "
+                                 "temperature, e.g. 45C.")
+    ] = None,
+    cooldown_max: Annotated[
+        str, typer.Option(help="Give up waiting for the cool-down after this long.")
+    ] = "120s",
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -92,9 +116,16 @@ def run_command(
         dims=parse_dims(dim or []),
         shapes=parse_shapes(shape or []),
         seed=seed,
+        sample_interval_s=parse_rate(sample_rate),
+        idle_power_s=parse_duration(idle_time),
+        cooldown_below_c=parse_celsius(cooldown),
+        cooldown_max_s=parse_duration(cooldown_max),
     )
+    request = parse_dvfs(dvfs)
     with open_store(store) as opened:
         chosen = select_devices(opened.list_devices(), devices)
+        for device in chosen:
+            plan(request, device)  # a level a device does not have is bad input: refused now
         models = [checked_model(path, settings) for path in model]
-        result = execute(opened, chosen, models, settings)
+        result = execute(opened, chosen, models, settings, request)
     report(result, json_output)

@@ -85,7 +85,8 @@ class Device:
     def name(self) -> str:
         return self.record.name
 
-    def job_spec(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings) -> JobSpec:
+    def job_spec(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
+                 dvfs_pin: dict[str, int] | None = None) -> JobSpec:
         """The job for ``model``, staged on the device (pushed there if it is remote)."""
         emulation: dict[str, Any] | None = None
         if self.record.kind == "emulated":
@@ -100,14 +101,16 @@ class Device:
             settings=settings,
             sysfs_root=self.sysfs_root,
             emulation=emulation,
+            dvfs_pin=dvfs_pin,
+            power_command=self.record.transport.get("power_command"),
         )
 
     def run_model(
         self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
-        progress: ProgressCallback,
+        progress: ProgressCallback, dvfs_pin: dict[str, int] | None = None,
     ) -> Measurement:
-        """Stage ``model`` on the device and measure it there."""
-        return self.run_job(self.job_spec(job_id, model, settings), progress)
+        """Stage ``model`` on the device and measure it there (at ``dvfs_pin``'s levels)."""
+        return self.run_job(self.job_spec(job_id, model, settings, dvfs_pin), progress)
 
     def cancel(self) -> None:
         self.shell.cancel()

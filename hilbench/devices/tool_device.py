@@ -86,7 +86,11 @@ class ToolDevice:
         return info
 
     def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
-                  progress: ProgressCallback) -> Measurement:
+                  progress: ProgressCallback, dvfs_pin: dict[str, int] | None = None
+                  ) -> Measurement:
+        if dvfs_pin:
+            raise AgentError(f"{self.name}: the sh agent does not pin DVFS levels; run without "
+                             "--dvfs (its runs record the frequencies observed)")
         if model.format != self.tool.model_format:
             raise UnsupportedFormatError(f"{self.name}: {self.tool.name} runs "
                                          f".{self.tool.model_format} models, not {model.name}")
