@@ -32,6 +32,7 @@ TICK_S = 0.01
 BATTERY_V = 3.862
 BOARD_RAIL_V = 5.0
 RAPL_WRAP_UJ = 262_143_328_850
+ZONE_STEP_C = 1.5  # thermal_zoneN runs this much cooler than zone N-1
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,9 @@ class EmulatedBoard:
 
     def _publish(self, power: float) -> None:
         _write(self.policy / "scaling_cur_freq", self._cur_khz)
-        _write(self.root / "sys/class/thermal/thermal_zone0/temp", int(self.temp_c * 1000))
+        zones = sorted(self.root.glob("sys/class/thermal/thermal_zone*"))
+        for index, zone in enumerate(zones or [self.root / "sys/class/thermal/thermal_zone0"]):
+            _write(zone / "temp", int((self.temp_c - ZONE_STEP_C * index) * 1000))
         publish_power(self.model, self.root, power, self.energy_j)
 
     def _save_state(self) -> None:

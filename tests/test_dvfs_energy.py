@@ -1,0 +1,168 @@
+"""DVFS levels pinned and restored, energy per inference and throttling, on emulated devices
+whose power and thermal model drives their sysfs (read by the same code as a real board)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hilbench.agents.dvfs_control import FrequencyPin
+from hilbench.core.errors import ModelError, SettingsError
+from hilbench.core.records import ModelRecord
+from hilbench.core.settings import BenchmarkSettings
+from hilbench.devices.device import Device, open_device
+from hilbench.devices.emulated import write_sysfs
+from hilbench.devices.presets import get_preset
+from hilbench.devices.registry import new_device_record
+from tests.cli import bench, bench_json, one_line_error
+
+MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
+BIG = "sys/devices/system/cpu/cpufreq/policy4"
+QUICK = BenchmarkSettings(warmup_runs=2, warmup_duration_s=0.05, min_runs=10,
+                          min_duration_s=0.6, idle_power_s=0.2)
+
+
+def phone(tmp_path: Path) -> Device:
+    device = open_device(new_device_record("emu-phone", "emulated", "phone"), tmp_path)
+    assert isinstance(device, Device)
+    return device
+
+
+def limits(root: Path) -> tuple[str, str]:
+    return ((root / BIG / "scaling_min_freq").read_text().strip(),
+            (root / BIG / "scaling_max_freq").read_text().strip())
+
+
+def test_pin_and_restore_whatever_happens(tmp_path: Path) -> None:
+    root = write_sysfs(get_preset("phone"), tmp_path / "phone")
+    before = limits(root)
+    with FrequencyPin(root, {"cpu4-7": 1401000}):
+        assert limits(root) == ("1401000", "1401000")
+    assert limits(root) == before
+    with pytest.raises(RuntimeError), FrequencyPin(root, {"cpu4-7": 710000}):
+        raise RuntimeError("the job failed")
+    assert limits(root) == before
+    with pytest.raises(SettingsError, match="no level 1400000 kHz"):
+        FrequencyPin(root, {"cpu4-7": 1400000}).__enter__()
+    with pytest.raises(SettingsError, match="no DVFS domain 'gpu:x'"):
+        FrequencyPin(root, {"gpu:x": 1}).__enter__()
+
+
+def test_a_domain_that_cannot_be_written_is_observed_instead(tmp_path: Path) -> None:
+    root = write_sysfs(get_preset("phone"), tmp_path / "phone")
+    (root / BIG / "scaling_min_freq").unlink()
+    (root / BIG / "scaling_min_freq").mkdir()  # not writable, even as root
+    with FrequencyPin(root, {"cpu4-7": 1401000}) as pin:
+        assert "cpu4-7 not pinned" in pin.notes[0] and "observed" in pin.notes[0]
+    assert (root / BIG / "scaling_max_freq").read_text().strip() == "2419000"
+
+
+def test_the_agent_restores_the_levels_when_it_is_stopped(tmp_path: Path) -> None:
+    device = phone(tmp_path)
+    model = ModelRecord.from_file(MODEL)
+    job = device.job_spec("job", model, replace(QUICK, min_duration_s=30, max_duration_s=60),
+                          dvfs_pin={"cpu4-7": 1056000})
+    root = Path(device.sysfs_root)
+    before = limits(root)
+    agent = subprocess.Popen([sys.executable, "-m", "hilbench.agents", "run"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert agent.stdin is not None
+    agent.stdin.write(job.to_json())
+    agent.stdin.close()
+    deadline = time.monotonic() + 30
+    while limits(root) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert limits(root) == ("1056000", "1056000")  # pinned while it runs
+    agent.send_signal(signal.SIGTERM)  # what Ctrl-C on the host sends
+    agent.wait(timeout=30)
+    assert limits(root) == before
+
+
+def test_a_failing_job_restores_the_levels(tmp_path: Path) -> None:
+    device = phone(tmp_path)
+    model = replace(ModelRecord.from_file(MODEL), sha256="0" * 64)  # the agent refuses it
+    root = Path(device.sysfs_root)
+    before = limits(root)
+    with pytest.raises(ModelError, match="changed"):
+        device.run_model("job", model, QUICK, lambda p, f: None, {"cpu4-7": 710000})
+    assert limits(root) == before
+
+
+def test_energy_per_inference_idle_power_and_traces(tmp_path: Path) -> None:
+    measurement = phone(tmp_path).run_model("job", ModelRecord.from_file(MODEL), QUICK,
+                                            lambda p, f: None)
+    energy = measurement.energy
+    assert energy is not None and energy.sensor == "battery:battery"
+    assert energy.method == "power trace" and energy.inferences == measurement.summary.count
+    assert energy.idle_power_w == pytest.approx(0.6, rel=0.05)  # the preset's static power
+    assert energy.avg_power_w > energy.idle_power_w
+    assert energy.active_energy_per_inference_mj is not None
+    assert 0 < energy.active_energy_per_inference_mj < energy.energy_per_inference_mj
+    assert measurement.telemetry is not None
+    assert not any(r.startswith("throttled") for r in measurement.verdict.reasons)
+    assert measurement.telemetry.get("battery:battery") is not None
+
+
+def test_a_hot_device_throttles_and_the_run_says_so(tmp_path: Path) -> None:
+    device = phone(tmp_path)
+    trip = Path(device.sysfs_root) / "sys/class/thermal/thermal_zone0/trip_point_0_temp"
+    trip.write_text("30000\n")  # a trip point the device is already above
+    measurement = device.run_model("job", ModelRecord.from_file(MODEL), QUICK,
+                                   lambda p, f: None)
+    reasons = measurement.verdict.reasons
+    assert any(r.startswith("throttled: cpu4-7 at ") and "(expected 2419 MHz)" in r
+               for r in reasons), reasons
+
+
+def test_cool_down_waits_until_the_device_is_cool(tmp_path: Path) -> None:
+    device = phone(tmp_path)
+    state = Path(device.sysfs_root) / ".hilbench-board.json"
+    state.write_text(json.dumps({"time": time.time(), "temp_c": 45.0, "energy_j": 0.0}))
+    settings = replace(QUICK, cooldown_below_c=38.0, cooldown_max_s=20)
+    measurement = device.run_model("job", ModelRecord.from_file(MODEL), settings,
+                                   lambda p, f: None)
+    assert measurement.notes[0].startswith("cool-down: waited ")
+    assert measurement.telemetry is not None
+
+
+def test_sweep_energy_falls_with_frequency_until_static_power_dominates(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    assert bench("devices", "add", "emu-phone", "--preset", "phone", store=store).returncode == 0
+    rows = bench_json("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "sweep",
+                      "--min-time", "0.6s", "--idle-time", "200ms", store=store)
+    levels = [row["dvfs_pinned_mhz"]["cpu4-7"] for row in rows]
+    assert levels == [2419, 2016, 1804, 1401, 1056, 710]
+    energy = {row["dvfs_pinned_mhz"]["cpu4-7"]: row["energy_per_inference_mj"] for row in rows}
+    assert energy[2419] > energy[1804] > energy[1401] > energy[1056]  # dynamic power falls
+    assert energy[710] > energy[1056]  # then static power over the longer run dominates
+    assert all(row["energy_sensor"] == "battery:battery" for row in rows)
+    assert not [r for row in rows for r in row["reasons"] if r.startswith("throttled")]
+    assert rows[0]["frequencies_mhz"][f"/{BIG}/scaling_cur_freq"]["max"] == 2419
+    stored = bench_json("profiles", "show", store=store)
+    assert {round(r["energy_per_inference_mj"], 6) for r in stored} == {
+        round(e, 6) for e in energy.values()}
+
+
+def test_named_levels_and_bad_levels(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    assert bench("devices", "add", "emu-phone", "--preset", "phone", store=store).returncode == 0
+    assert bench("devices", "add", "local", "--kind", "local", store=store).returncode == 0
+    rows = bench_json("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs",
+                      "cpu4-7=1.5GHz,cpu0-3=min", "--min-time", "0.4s", store=store)
+    assert rows[0]["dvfs_pinned_mhz"] == {"cpu4-7": 1401, "cpu0-3": 300}
+    no_gpu = bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "gpu=max", store=store)
+    assert "emu-phone has no DVFS domain 'gpu'" in one_line_error(no_gpu)
+    no_levels = bench("run", "-m", str(MODEL), "-d", "local", "--dvfs", "sweep", store=store)
+    assert "local has no CPU cluster with frequency levels" in one_line_error(no_levels)
+    garbage = bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "cpu=fast",
+                    store=store)
+    assert "invalid DVFS level 'fast'" in one_line_error(garbage)
+    assert len(bench_json("profiles", "show", store=store)) == 1  # nothing else was stored
