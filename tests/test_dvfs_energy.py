@@ -102,7 +102,7 @@ def test_energy_per_inference_idle_power_and_traces(tmp_path: Path) -> None:
     energy = measurement.energy
     assert energy is not None and energy.sensor == "battery:battery"
     assert energy.method == "power trace" and energy.inferences == measurement.summary.count
-    assert energy.idle_power_w == pytest.approx(0.6, rel=0.05)  # the preset's static power
+    assert energy.idle_power_w == pytest.approx(0.9, rel=0.05)  # the preset's static power
     assert energy.avg_power_w > energy.idle_power_w
     assert energy.active_energy_per_inference_mj is not None
     assert 0 < energy.active_energy_per_inference_mj < energy.energy_per_inference_mj
@@ -141,8 +141,10 @@ def test_sweep_energy_falls_with_frequency_until_static_power_dominates(tmp_path
     levels = [row["dvfs_pinned_mhz"]["cpu4-7"] for row in rows]
     assert levels == [2419, 2016, 1804, 1401, 1056, 710]
     energy = {row["dvfs_pinned_mhz"]["cpu4-7"]: row["energy_per_inference_mj"] for row in rows}
-    assert energy[2419] > energy[1804] > energy[1401] > energy[1056]  # dynamic power falls
-    assert energy[710] > energy[1056]  # then static power over the longer run dominates
+    lowest = min(energy, key=energy.__getitem__)
+    assert lowest in (1804, 1401, 1056)
+    assert energy[2419] > energy[1401] * 1.1  # dynamic power falls faster than time grows
+    assert energy[710] > energy[1056] * 1.05  # then static power over the longer run dominates
     assert all(row["energy_sensor"] == "battery:battery" for row in rows)
     assert not [r for row in rows for r in row["reasons"] if r.startswith("throttled")]
     assert rows[0]["frequencies_mhz"][f"/{BIG}/scaling_cur_freq"]["max"] == 2419
@@ -166,3 +168,23 @@ def test_named_levels_and_bad_levels(tmp_path: Path) -> None:
                     store=store)
     assert "invalid DVFS level 'fast'" in one_line_error(garbage)
     assert len(bench_json("profiles", "show", store=store)) == 1  # nothing else was stored
+
+
+def test_an_external_power_meter_gives_a_device_without_sensors_its_energy(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    assert bench("devices", "add", "bare", "--kind", "local", store=store).returncode == 0
+    added = bench("devices", "add", "metered", "--kind", "local", "--power-command",
+                  "echo 7.5 W", store=store)
+    assert added.returncode == 0, added.stderr
+    rows = {row["device"]: row for row in bench_json(
+        "run", "-m", str(MODEL), "-d", "bare,metered", "--threads", "1", "--min-time", "0.5s",
+        "--idle-time", "0s", store=store)}
+    bare, metered = rows["bare"], rows["metered"]
+    assert bare["energy_per_inference_mj"] is None
+    assert "energy_per_inference_mj" in bare["unavailable_figures"]
+    assert "energy: no power sensor found on the device" in bare["notes"]
+    assert metered["energy_sensor"] == "external"
+    assert metered["avg_power_w"] == pytest.approx(7.5)
+    assert metered["energy_per_inference_mj"] == pytest.approx(7.5 * metered["mean_ms"], rel=0.15)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ TICK_S = 0.01
 BATTERY_V = 3.862
 BOARD_RAIL_V = 5.0
 RAPL_WRAP_UJ = 262_143_328_850
+AVERAGING_S = 0.1  # power sensors report an average, as INA3221s and fuel gauges do
 ZONE_STEP_C = 1.5  # thermal_zoneN runs this much cooler than zone N-1
 
 
@@ -79,8 +81,11 @@ def _read_int(path: Path, default: int) -> int:
 
 
 def _write(path: Path, value: object) -> None:
+    """Atomically, as a sysfs read never sees half a value."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{value}\n")
+    partial = path.with_name(f".{path.name}.new")
+    partial.write_text(f"{value}\n")
+    os.replace(partial, path)
 
 
 class EmulatedBoard:
@@ -103,6 +108,7 @@ class EmulatedBoard:
         self.energy_j = state["energy_j"]
         self._cap_khz = max(self.levels)
         self._cur_khz = self._requested_khz()
+        self._averaged_w = self.model.static_w
         self._publish(self.model.static_w)
 
     def _load_state(self) -> dict[str, float]:
@@ -144,9 +150,11 @@ class EmulatedBoard:
         last = time.perf_counter()
         while not self._stop.wait(TICK_S):
             now = time.perf_counter()
-            with self._lock:
-                busy, self._busy_s = self._busy_s, 0.0
-            self.step(now - last, busy)
+            dt = now - last
+            with self._lock:  # an inference longer than a tick is spread over the next ones
+                busy = min(self._busy_s, dt)
+                self._busy_s -= busy
+            self.step(dt, busy)
             last = now
 
     def step(self, dt: float, busy_s: float) -> None:
@@ -159,7 +167,8 @@ class EmulatedBoard:
         self.energy_j += power * dt
         target = self.model.ambient_c + self.model.thermal_resistance_c_per_w * power
         self.temp_c += (target - self.temp_c) * (1.0 - math.exp(-dt / self.model.time_constant_s))
-        self._publish(power)
+        self._averaged_w += (power - self._averaged_w) * (1.0 - math.exp(-dt / AVERAGING_S))
+        self._publish(self._averaged_w)
 
     def _throttle(self) -> None:
         trip = self._trip_c()

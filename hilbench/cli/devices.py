@@ -153,6 +153,11 @@ def add_device(
         typer.Option("--tool-kind", help="benchmark_model or onnxruntime_perf_test, when the "
                      "file name does not say."),
     ] = None,
+    power_command: Annotated[
+        str | None,
+        typer.Option("--power-command", help="A command on the device that prints its power "
+                     "in watts (a USB power meter's CLI): used as its energy sensor."),
+    ] = None,
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -173,6 +178,10 @@ def add_device(
         transport.update(agent_transport(agent, tool, tool_kind))
     elif agent != "python" or tool is not None:
         raise DeviceError("--agent sh and --tool are for devices reached with --ssh or --adb")
+    if power_command is not None:
+        if not power_command.strip():
+            raise DeviceError("--power-command needs a command")
+        transport = {**(transport or {}), "power_command": power_command}
     record = new_device_record(name, kind, preset, transport)
     with open_store(store) as opened:
         added = register(opened, record)

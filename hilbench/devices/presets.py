@@ -65,7 +65,7 @@ PRESETS: dict[str, EmulatedPreset] = {
             memory_bound_fraction=0.25,
             noise_sigma=0.03,
             os_name="Android 14 (emulated)",
-            power=PowerModel("battery", static_w=0.6, dynamic_w=3.2, v_min=0.60, v_max=1.05,
+            power=PowerModel("battery", static_w=0.9, dynamic_w=3.2, v_min=0.60, v_max=1.05,
                              ambient_c=25.0, thermal_resistance_c_per_w=7.0,
                              time_constant_s=3.0),
             trip_c=70.0,
