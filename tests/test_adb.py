@@ -152,7 +152,8 @@ def test_phone_without_python_runs_its_own_benchmark_model(adb_lab: AdbLab,
     assert (device["kind"], device["cpu_count"]) == ("adb", 8)
     assert device["os"] == "Android 14 (emulated)"
     assert device["runtimes"] == ["benchmark_model"] and device["info"]["agent_version"] == "sh-1"
-    assert device["sensors"] == ["power_supply", "thermal"]
+    assert device["sensors"] == ["power", "power_supply", "thermal"]
+    assert device["info"]["sensors"]["power"] == ["battery:battery"]
     result = bench("run", "-m", str(TFLITE), "-m", str(MODEL), "-d", "emu-phone", "--threads",
                    "1", "--min-runs", "30", "--min-time", "0.3s", "--json", store=store)
     assert result.returncode == 1, result.stderr  # the .onnx job fails, the .tflite one runs

@@ -188,3 +188,16 @@ def test_an_external_power_meter_gives_a_device_without_sensors_its_energy(
     assert metered["energy_sensor"] == "external"
     assert metered["avg_power_w"] == pytest.approx(7.5)
     assert metered["energy_per_inference_mj"] == pytest.approx(7.5 * metered["mean_ms"], rel=0.15)
+
+
+def test_a_jetson_gpu_and_cpu_pinned_together(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    assert bench("devices", "add", "emu-jetson", "--preset", "jetson",
+                 store=store).returncode == 0
+    shown = bench_json("devices", "show", "emu-jetson", store=store)
+    assert shown["dvfs_domains"] == ["cpu0-5", "gpu:17000000.ga10b"]
+    assert shown["info"]["sensors"]["power"][0] == "ina3221:VDD_IN"
+    rows = bench_json("run", "-m", str(MODEL), "-d", "emu-jetson", "--dvfs", "gpu=max,cpu=min",
+                      "--min-time", "0.4s", "--idle-time", "0s", store=store)
+    assert rows[0]["dvfs_pinned_mhz"] == {"gpu:17000000.ga10b": 1020, "cpu0-5": 115}
+    assert rows[0]["energy_sensor"] == "ina3221:VDD_IN" and rows[0]["idle_power_w"] is None

@@ -55,6 +55,7 @@ def test_probe_dumps_what_the_host_reads_as_the_device(phone: Path, tmp_path: Pa
         "thermal": ["thermal_zone0:cpu-big-thermal", "thermal_zone1:cpu-little-thermal",
                     "thermal_zone2:battery"],
         "power_supply": ["battery"],
+        "power": ["battery:battery"],
     }
 
 

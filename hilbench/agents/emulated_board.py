@@ -29,7 +29,7 @@ from hilbench.core.errors import AgentError
 from hilbench.core.fields import FieldError, get_float, get_str
 
 STATE_FILE = ".hilbench-board.json"
-TICK_S = 0.01
+TICK_S = 0.05
 BATTERY_V = 3.862
 BOARD_RAIL_V = 5.0
 RAPL_WRAP_UJ = 262_143_328_850
@@ -80,12 +80,20 @@ def _read_int(path: Path, default: int) -> int:
         return default
 
 
+_WRITTEN: dict[Path, str] = {}
+
+
 def _write(path: Path, value: object) -> None:
-    """Atomically, as a sysfs read never sees half a value."""
+    """Atomically, as a sysfs read never sees half a value; only when the value changed
+    (the board ticks often, and its writes must not load the machine it emulates on)."""
+    text = f"{value}\n"
+    if _WRITTEN.get(path) == text and path.exists():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.new")
-    partial.write_text(f"{value}\n")
+    partial.write_text(text)
     os.replace(partial, path)
+    _WRITTEN[path] = text
 
 
 class EmulatedBoard:

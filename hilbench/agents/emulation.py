@@ -12,7 +12,9 @@ cluster's cores, and ``noise`` is seeded log-normal jitter. The job then sleeps 
 difference, so an emulated device is busy for as long as the real one would be.
 
 CPU time (not wall time) is what gets scaled: several emulated devices share this machine's
-cores, and time spent waiting for a core belongs to none of them."""
+cores, and time spent waiting for a core belongs to none of them. It is the CPU time of the
+thread that runs the inference (one host thread): the job's sampler and the emulated board's
+power model run on threads of their own, and their time is not the model's."""
 
 from __future__ import annotations
 
@@ -100,9 +102,9 @@ class EmulatedClock:
 
     def time_call(self, call: Callable[[], T], pace: bool = True) -> tuple[T, int]:
         wall_start = time.perf_counter_ns()
-        cpu_start = time.process_time_ns()
+        cpu_start = time.thread_time_ns()
         result = call()
-        cpu_ns = time.process_time_ns() - cpu_start
+        cpu_ns = time.thread_time_ns() - cpu_start
         noise = math.exp(self._rng.gauss(0.0, self._sigma)) if self._sigma > 0 else 1.0
         device_ns = int(cpu_ns * self._scale() * noise)
         wall_ns = time.perf_counter_ns() - wall_start

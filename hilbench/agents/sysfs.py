@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hilbench.agents.power import power_sensors
 from hilbench.agents.sensors import discover
 from hilbench.core.dvfs import DomainState, DvfsState
 
@@ -146,5 +147,11 @@ def probe(root: Path) -> dict[str, object]:
         "cpu_model": read_cpu_model(root),
         "memory_mb": read_memory_mb(root),
         "dvfs": dvfs.to_dict(),
-        "sensors": discover(root),
+        "sensors": {**discover(root), **_power(root)},
     }
+
+
+def _power(root: Path) -> dict[str, list[str]]:
+    """The power sensors energy is read from, most trustworthy first."""
+    names = [sensor.name for sensor in power_sensors(root)]
+    return {"power": names} if names else {}

@@ -54,7 +54,19 @@ def write_sysfs(preset: EmulatedPreset, root: Path) -> Path:
     cpuinfo = "\n".join(f"processor\t: {cpu}" for cpu in range(total))
     _write(root / "proc/cpuinfo", f"{cpuinfo}\nHardware\t: {preset.cpu_model}")
     _write_sensors(preset, root)
+    if preset.gpu_devfreq is not None:
+        _write_gpu(root, *preset.gpu_devfreq)
     return root
+
+
+def _write_gpu(root: Path, devfreq_id: str, levels_hz: tuple[int, ...]) -> None:
+    """A GPU's devfreq folder (frequencies in Hz), as on a Jetson."""
+    folder = root / "sys/class/devfreq" / devfreq_id
+    files = {"available_frequencies": " ".join(str(f) for f in levels_hz),
+             "governor": "nvhost_podgov", "cur_freq": str(max(levels_hz)),
+             "min_freq": str(min(levels_hz)), "max_freq": str(max(levels_hz))}
+    for name, text in files.items():
+        _write(folder / name, text)
 
 
 def _write_sensors(preset: EmulatedPreset, root: Path) -> None:

@@ -37,6 +37,7 @@ class EmulatedPreset:
     battery: bool = False
     power: PowerModel | None = None
     trip_c: float = 95.0  # thermal_zone0's first trip point: throttling above it
+    gpu_devfreq: tuple[str, tuple[int, ...]] | None = None  # (devfreq id, levels in Hz)
 
     def first_cpu(self, cluster_index: int) -> int:
         return sum(c.cores for c in self.clusters[:cluster_index])
@@ -89,6 +90,8 @@ PRESETS: dict[str, EmulatedPreset] = {
                              ambient_c=25.0, thermal_resistance_c_per_w=3.0,
                              time_constant_s=4.0),
             trip_c=90.0,
+            gpu_devfreq=("17000000.ga10b", (306000000, 408000000, 510000000, 612000000,
+                                             714000000, 816000000, 918000000, 1020000000)),
             thermal_zones=("cpu-thermal", "gpu-thermal", "tj-thermal"),
         ),
         EmulatedPreset(
