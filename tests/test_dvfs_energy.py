@@ -137,7 +137,7 @@ def test_sweep_energy_falls_with_frequency_until_static_power_dominates(tmp_path
     store = f"sqlite:///{tmp_path}/profiles.db"
     assert bench("devices", "add", "emu-phone", "--preset", "phone", store=store).returncode == 0
     rows = bench_json("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "sweep",
-                      "--min-time", "0.6s", "--idle-time", "200ms", store=store)
+                      "--min-time", "1s", "--idle-time", "200ms", store=store)
     levels = [row["dvfs_pinned_mhz"]["cpu4-7"] for row in rows]
     assert levels == [2419, 2016, 1804, 1401, 1056, 710]
     energy = {row["dvfs_pinned_mhz"]["cpu4-7"]: row["energy_per_inference_mj"] for row in rows}

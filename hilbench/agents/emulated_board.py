@@ -80,20 +80,18 @@ def _read_int(path: Path, default: int) -> int:
         return default
 
 
-_WRITTEN: dict[Path, str] = {}
-
-
 def _write(path: Path, value: object) -> None:
     """Atomically, as a sysfs read never sees half a value; only when the value changed
     (the board ticks often, and its writes must not load the machine it emulates on)."""
     text = f"{value}\n"
-    if _WRITTEN.get(path) == text and path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.new")
     partial.write_text(text)
     os.replace(partial, path)
-    _WRITTEN[path] = text
 
 
 class EmulatedBoard:
