@@ -23,13 +23,16 @@ def _report_progress(phase: str, fraction: float) -> None:
 
 
 def _stop_on_term(signum: int, frame: object) -> None:
-    """TERM (a cancelled run, Ctrl-C on the host) unwinds the job like an error does, so
-    that what it changed on the device (pinned DVFS levels) is put back."""
+    """TERM (a cancelled run, Ctrl-C on the host) or HUP (the SSH or adb session closed)
+    unwinds the job like an error does, so that what it changed on the device (pinned DVFS
+    levels) is put back."""
     raise SystemExit(128 + signum)
 
 
 def _run() -> int:
-    signal.signal(signal.SIGTERM, _stop_on_term)
+    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP: the transport's session went away
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_term)
     text = sys.stdin.read()
     job_id = "?"
     try:
