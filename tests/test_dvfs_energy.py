@@ -64,7 +64,9 @@ def test_a_domain_that_cannot_be_written_is_observed_instead(tmp_path: Path) -> 
     assert (root / BIG / "scaling_max_freq").read_text().strip() == "2419000"
 
 
-def test_the_agent_restores_the_levels_when_it_is_stopped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_the_agent_restores_the_levels_when_it_is_stopped(tmp_path: Path,
+                                                          stop: signal.Signals) -> None:
     device = phone(tmp_path)
     model = ModelRecord.from_file(MODEL)
     job = device.job_spec("job", model, replace(QUICK, min_duration_s=30, max_duration_s=60),
@@ -81,7 +83,7 @@ def test_the_agent_restores_the_levels_when_it_is_stopped(tmp_path: Path) -> Non
     while limits(root) == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert limits(root) == ("1056000", "1056000")  # pinned while it runs
-    agent.send_signal(signal.SIGTERM)  # what Ctrl-C on the host sends
+    agent.send_signal(stop)  # TERM: Ctrl-C on the host; HUP: its session closed
     agent.wait(timeout=30)
     assert limits(root) == before
 
