@@ -151,24 +151,31 @@ def test_phone_without_python_runs_its_own_benchmark_model(adb_lab: AdbLab,
     device = bench_json("devices", "show", "emu-phone", store=store)
     assert (device["kind"], device["cpu_count"]) == ("adb", 8)
     assert device["os"] == "Android 14 (emulated)"
-    assert device["runtimes"] == ["benchmark_model"] and device["info"]["agent_version"] == "sh-1"
+    assert device["runtimes"] == ["benchmark_model"] and device["info"]["agent_version"] == "sh-2"
     assert device["sensors"] == ["power", "power_supply", "thermal"]
     assert device["info"]["sensors"]["power"] == ["battery:battery"]
     result = bench("run", "-m", str(TFLITE), "-m", str(MODEL), "-d", "emu-phone", "--threads",
-                   "1", "--min-runs", "30", "--min-time", "0.3s", "--json", store=store)
+                   "1", "--min-runs", "30", "--min-time", "0.5s", "--json", store=store)
     assert result.returncode == 1, result.stderr  # the .onnx job fails, the .tflite one runs
     rows = {row["model"]: row for row in json.loads(result.stdout)}
     tflite, onnx = rows["tiny-mlp"], rows["tiny-bert"]
     assert onnx["status"] == "failed"
     assert "benchmark_model runs .tflite models, not tiny-bert" in onnx["error"]
     assert tflite["status"] == "ok", tflite["error"]
-    assert tflite["runs"] >= 30  # and it ran 0.3 s, timing each inference alone:
+    assert tflite["runs"] >= 30  # and it ran 0.5 s, timing each inference alone:
     assert tflite["timed_duration_s"] == pytest.approx(tflite["runs"] * tflite["mean_ms"] / 1000)
     assert tflite["min_ms"] <= tflite["p50_ms"] <= tflite["max_ms"]
     assert tflite["p90_ms"] is None and tflite["p99_ms"] is None  # the tool prints p5/p95
     assert {"p90_ms", "p99_ms"} <= set(tflite["unavailable_figures"])
     assert tflite["runtime"].startswith("benchmark_model sha256:") and tflite["threads"] == 1
     assert tflite["init_ms"] > 0 and tflite["peak_memory_mb"] > 0
+    # energy from the battery sampled beside the tool, over the window its output dated
+    assert tflite["notes"] == []
+    assert tflite["energy_sensor"] == "battery:battery"
+    assert tflite["avg_power_w"] == pytest.approx(0.9, rel=0.05)  # the idle phone's draw
+    assert tflite["idle_power_w"] == pytest.approx(0.9, rel=0.05)
+    assert tflite["energy_per_inference_mj"] == pytest.approx(
+        tflite["avg_power_w"] * tflite["mean_ms"], rel=0.35)
     with Store.open(store) as opened:
         measurement = opened.measurement(tflite["run_id"])
         assert opened.samples(tflite["run_id"]).empty  # a summary, no invented samples

@@ -19,6 +19,7 @@ from hilbench.devices.sh_agent import (
     parse_agent_output,
     parse_trace,
     sh_agent_script,
+    timed_lines,
     write_tree,
 )
 from hilbench.devices.tools import (
@@ -69,29 +70,35 @@ def test_run_samples_sensors_beside_the_tool(phone: Path, tmp_path: Path) -> Non
     tool.write_text("#!/bin/sh\necho \"count=3 avg=100 std=1 args=$*\"\necho '@@not-a-marker'\n"
                     "sleep 0.4\n")
     tool.chmod(0o755)
-    output = agent(tmp_path, "run", str(phone), "0.05", "--", str(tool), "a b", "$(x)")
+    output = agent(tmp_path, "run", str(phone), "0.05", "0.1", "--", str(tool), "a b", "$(x)")
     assert output.marker("tool-exit") == "0"
     assert len(output.marker("tool-sha256") or "") == 64
-    assert output.sections["tool"].splitlines() == [
-        "count=3 avg=100 std=1 args=a b $(x)", "@@not-a-marker"
-    ]
+    lines = timed_lines(output.sections["tool"])
+    assert [line.text for line in lines] == ["count=3 avg=100 std=1 args=a b $(x)",
+                                             "@@not-a-marker"]
+    idle_start = float(output.marker("idle-start") or 0)
+    tool_start = float(output.marker("tool-start") or 0)
+    assert tool_start - idle_start >= 0.09  # the idle phase, on the device's clock
+    assert all(line.t_s is not None and line.t_s >= tool_start for line in lines)
     telemetry = parse_trace(output.sections["trace"], 0.05)
     freq = telemetry.get("/sys/devices/system/cpu/cpufreq/policy4/scaling_cur_freq")
     assert freq is not None and freq.unit == "kHz" and set(freq.values) == {2419000.0}
     assert len(freq.t_s) >= 3 and list(freq.t_s) == sorted(freq.t_s)
     battery = telemetry.get("/sys/class/power_supply/battery/current_now")
-    assert battery is not None and battery.values[0] == -412000.0 and battery.unit == "µA"
+    idle_phone_ua = -int(0.9 / 3.862 * 1e6)  # the preset's static power, drawn from 3.862 V
+    assert battery is not None and battery.values[0] == idle_phone_ua and battery.unit == "µA"
     temps = [s for s in telemetry.series if s.unit == "m°C"]
     assert len(temps) == 3
     assert "/sys/devices/system/cpu/cpufreq/policy4/scaling_available_frequencies" in output.files
 
 
 def test_a_failing_or_missing_tool_is_reported(phone: Path, tmp_path: Path) -> None:
-    failing = agent(tmp_path, "run", str(phone), "0.05", "--", "/bin/sh", "-c",
+    failing = agent(tmp_path, "run", str(phone), "0.05", "0", "--", "/bin/sh", "-c",
                     "echo 'ERROR: Failed to mmap model x'; exit 3")
     assert failing.marker("tool-exit") == "3"
-    assert failing.sections["tool"] == "ERROR: Failed to mmap model x"
-    missing = agent(tmp_path, "run", str(phone), "0.05", "--", str(tmp_path / "nope"))
+    assert [line.text for line in timed_lines(failing.sections["tool"])] == [
+        "ERROR: Failed to mmap model x"]
+    missing = agent(tmp_path, "run", str(phone), "0.05", "0", "--", str(tmp_path / "nope"))
     assert "missing on the device" in (missing.marker("error") or "")
 
 

@@ -70,20 +70,20 @@ def _write_gpu(root: Path, devfreq_id: str, levels_hz: tuple[int, ...]) -> None:
 
 
 def _write_sensors(preset: EmulatedPreset, root: Path) -> None:
-    """Thermal zones (m°C) and, on a phone, a discharging battery (µA, µV)."""
+    """Thermal zones (m°C), a phone's discharging battery (µA, µV), the power sensor."""
     for index, zone in enumerate(preset.thermal_zones):
         _write(root / f"sys/class/thermal/thermal_zone{index}/type", zone)
         _write(root / f"sys/class/thermal/thermal_zone{index}/temp", str(38000 + 1500 * index))
     first_zone = root / "sys/class/thermal/thermal_zone0"
     _write(first_zone / "trip_point_0_type", "passive")
     _write(first_zone / "trip_point_0_temp", str(int(preset.trip_c * 1000)))
-    if preset.power is not None:
-        publish_power(preset.power, root, preset.power.static_w, 0.0)
     if preset.battery:
         battery = root / "sys/class/power_supply/battery"
         for name, text in (("type", "Battery"), ("status", "Discharging"), ("capacity", "81"),
-                           ("current_now", "-412000"), ("voltage_now", "3862000")):
+                           ("voltage_now", "3862000")):
             _write(battery / name, text)
+    if preset.power is not None:  # what the idle device draws, where its board reports it
+        publish_power(preset.power, root, preset.power.static_w, 0.0)
 
 
 def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str, Any]:

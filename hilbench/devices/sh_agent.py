@@ -3,6 +3,7 @@ script itself, and what its output means. Pure functions, tested on captured out
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -11,13 +12,37 @@ from pathlib import Path
 from hilbench.core.errors import AgentError
 from hilbench.core.telemetry import Series, Telemetry, unit_of
 
-SH_AGENT_NAME = "hilbench-agent.sh"
-SH_AGENT_VERSION = 1
+SH_AGENT_FILE = "hilbench-agent.sh"
+SH_AGENT_VERSION = 2
 _HEADER = re.compile(r"^@@hilbench-sh-agent (\d+)$")
 
 
 def sh_agent_script() -> bytes:
-    return (resources.files("hilbench.agents") / "sh" / SH_AGENT_NAME).read_bytes()
+    return (resources.files("hilbench.agents") / "sh" / SH_AGENT_FILE).read_bytes()
+
+
+def sh_agent_name() -> str:
+    """The script's name on a device, by its content: an updated script is pushed again."""
+    return f"hilbench-agent-{hashlib.sha256(sh_agent_script()).hexdigest()[:12]}.sh"
+
+
+@dataclass(frozen=True)
+class TimedLine:
+    t_s: float | None
+    text: str
+
+
+def timed_lines(section: str) -> list[TimedLine]:
+    """The tool's output as the agent stamped it: ``T LINE`` (a line without a time is kept,
+    with none)."""
+    lines = []
+    for line in section.splitlines():
+        stamp, _, rest = line.partition(" ")
+        try:
+            lines.append(TimedLine(float(stamp), rest))
+        except ValueError:
+            lines.append(TimedLine(None, line))
+    return lines
 
 
 @dataclass(frozen=True)

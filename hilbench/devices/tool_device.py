@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hilbench.agents.benchmark import ProgressCallback
+from hilbench.agents.metering import ENERGY_FIGURES
 from hilbench.agents.parsers.report import ToolReport
 from hilbench.agents.sysfs import probe, read_dvfs
 from hilbench.core.dvfs import DvfsState
@@ -19,20 +20,21 @@ from hilbench.core.records import DeviceRecord, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.core.shell import CommandResult, Shell
 from hilbench.devices.sh_agent import (
-    SH_AGENT_NAME,
     SH_AGENT_VERSION,
     AgentOutput,
     parse_agent_output,
     parse_trace,
+    sh_agent_name,
     sh_agent_script,
+    timed_lines,
     write_tree,
 )
 from hilbench.devices.staging import RemoteFolder
+from hilbench.devices.tool_energy import timed_window, tool_energy
 from hilbench.devices.tools import BenchmarkTool, reported_summary, tool_named, unavailable
 
 PROBE_TIMEOUT_S = 60.0
 LOAD_ALLOWANCE_S = 120.0
-DEFAULT_INTERVAL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,6 @@ class ToolDevice:
     tool_path: str
     tool: BenchmarkTool
     sysfs_root: str = "/"
-    interval_s: float = DEFAULT_INTERVAL_S
     exclusive_host_cpu: bool = False
 
     @property
@@ -59,7 +60,7 @@ class ToolDevice:
         self.shell.close()
 
     def _agent(self, args: list[str], timeout_s: float) -> AgentOutput:
-        script = self.folder.put_bytes(SH_AGENT_NAME, sh_agent_script())
+        script = self.folder.put_bytes(sh_agent_name(), sh_agent_script())
         result = self.shell.run(["sh", script, *args], timeout_s=timeout_s)
         _check_exit(result, self.name)
         output = parse_agent_output(result.stdout)
@@ -98,20 +99,32 @@ class ToolDevice:
         progress("load", 0.0)
         argv = self.tool.argv(self.tool_path, self.folder.model_path(model), settings)
         progress("run", 0.0)
-        output = self._agent(["run", self.sysfs_root, f"{self.interval_s:g}", "--", *argv],
+        output = self._agent(["run", self.sysfs_root, f"{settings.sample_interval_s:g}",
+                              f"{settings.idle_power_s:g}", "--", *argv],
                              2 * settings.max_duration_s + LOAD_ALLOWANCE_S)
-        text = output.sections.get("tool", "")
+        lines = timed_lines(output.sections.get("tool", ""))
+        text = "\n".join(line.text for line in lines)
         code = output.marker("tool-exit")
         if code != "0":
             raise AgentError(f"{self.name}: {self.tool.name} exited with {code}: "
                              f"{_last_line(text)}")
         report = self.tool.parse(text)
         progress("run", 1.0)
-        return self._measurement(model, settings, report, output, started)
+        return self._measurement(model, settings, report, output, started,
+                                 timed_window(self.tool.name, lines))
 
     def _measurement(self, model: ModelRecord, settings: BenchmarkSettings, report: ToolReport,
-                     output: AgentOutput, started: float) -> Measurement:
+                     output: AgentOutput, started: float,
+                     window: tuple[float, float] | None) -> Measurement:
         summary = reported_summary(report, settings.min_runs)
+        telemetry = parse_trace(output.sections.get("trace", ""), settings.sample_interval_s)
+        telemetry = replace(telemetry, window_start_s=window[0] if window else None,
+                            window_end_s=window[1] if window else None)
+        energy, notes = tool_energy(telemetry, output.files, window, _idle(output),
+                                    summary.count)
+        missing = unavailable(report, summary)
+        if energy is None:
+            missing += ENERGY_FIGURES
         return Measurement(
             environment=self._environment(model, settings, report, output),
             settings=settings,
@@ -122,9 +135,11 @@ class ToolDevice:
             peak_memory_mb=report.peak_memory_mb,
             started_at=started,
             finished_at=time.time(),
-            unavailable_figures=unavailable(report, summary),
+            unavailable_figures=missing,
             reported=summary,
-            telemetry=parse_trace(output.sections.get("trace", ""), self.interval_s),
+            telemetry=telemetry,
+            energy=energy,
+            notes=tuple(notes),
         )
 
     def _environment(self, model: ModelRecord, settings: BenchmarkSettings, report: ToolReport,
@@ -145,6 +160,14 @@ class ToolDevice:
             platform=str(self.record.info.get("os") or "unknown"),
             hostname=self.name,
         )
+
+
+def _idle(output: AgentOutput) -> tuple[float, float] | None:
+    """The idle phase before the tool started, on the agent's clock."""
+    try:
+        return float(output.marker("idle-start") or ""), float(output.marker("tool-start") or "")
+    except ValueError:
+        return None
 
 
 def _dvfs(output: AgentOutput) -> DvfsState:

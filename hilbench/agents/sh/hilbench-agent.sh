@@ -4,17 +4,18 @@
 #
 #   sh hilbench-agent.sh version
 #   sh hilbench-agent.sh probe ROOT [TOOL]
-#   sh hilbench-agent.sh run ROOT INTERVAL_S -- TOOL [ARG...]
+#   sh hilbench-agent.sh run ROOT INTERVAL_S IDLE_S -- TOOL [ARG...]
 #
 # ROOT is / on a real device (an emulated device's sysfs tree otherwise). `run` dumps the
-# cpufreq state, starts a sampler of frequencies, temperatures and battery readings every
-# INTERVAL_S seconds in the background, runs the benchmark tool, stops the sampler and prints
-# everything in sections the host parses:
+# cpufreq and power-supply state, starts a sampler of frequencies, temperatures and power
+# readings every INTERVAL_S seconds in the background, lets the device idle IDLE_S seconds
+# (its idle power), runs the benchmark tool with every output line timestamped, stops the
+# sampler and prints everything in sections the host parses:
 #   @@hilbench-sh-agent VERSION
 #   @@file PATH / file content      (probe and run: files under ROOT, PATH without ROOT)
-#   @@tool-sha256 HEX | @@tool-exit CODE | @@error MESSAGE
-#   @@section tool / tool output    @@section trace / lines "T PATH VALUE" (T: seconds)
-VERSION=1
+#   @@tool-sha256 HEX | @@idle-start T | @@tool-start T | @@tool-exit CODE | @@error MESSAGE
+#   @@section tool / lines "T LINE"  @@section trace / lines "T PATH VALUE" (T: seconds)
+VERSION=2
 
 now() {
     if read -r up _ < /proc/uptime 2>/dev/null; then echo "$up"; else date +%s; fi
@@ -41,19 +42,31 @@ sampled_files() {
     root=$1
     for f in "$root"/sys/devices/system/cpu/cpufreq/policy*/scaling_cur_freq \
         "$root"/sys/class/devfreq/*/cur_freq "$root"/sys/class/thermal/thermal_zone*/temp \
-        "$root"/sys/class/power_supply/*/current_now "$root"/sys/class/power_supply/*/voltage_now; do
+        "$root"/sys/class/power_supply/*/current_now "$root"/sys/class/power_supply/*/voltage_now \
+        "$root"/sys/class/powercap/*/energy_uj "$root"/sys/class/hwmon/hwmon*/power*_input; do
         [ -r "$f" ] && echo "$f"
+    done
+}
+
+sample_once() {  # sample_once ROOT FILE...: one timestamped reading of each file
+    root=$1; shift
+    t=$(now)
+    for f in "$@"; do
+        read -r value < "$f" 2>/dev/null && echo "$t ${f#"$root"} $value"
     done
 }
 
 sample() {  # sample ROOT INTERVAL FILE...: until killed
     root=$1; interval=$2; shift 2
     while :; do
-        t=$(now)
-        for f in "$@"; do
-            read -r value < "$f" 2>/dev/null && echo "$t ${f#"$root"} $value"
-        done
+        sample_once "$root" "$@"
         sleep "$interval"
+    done
+}
+
+stamp() {  # each line of standard input, after the time it arrived
+    while IFS= read -r line || [ -n "$line" ]; do
+        echo "$(now) $line"
     done
 }
 
@@ -83,7 +96,7 @@ probe() {
 }
 
 run() {
-    root=$1; interval=$2; shift 2
+    root=$1; interval=$2; idle=$3; shift 3
     [ "$1" = "--" ] && shift
     echo "@@hilbench-sh-agent $VERSION"
     if [ ! -x "$1" ]; then
@@ -94,20 +107,29 @@ run() {
         echo "@@tool-sha256 $(sha256sum "$1" | cut -d ' ' -f 1)"
     fi
     dump_cpufreq "$root"
+    dump "$root" "$root"/sys/class/power_supply/*/type "$root"/sys/class/power_supply/*/status \
+        "$root"/sys/class/powercap/*/max_energy_range_uj
     work=${TMPDIR:-/data/local/tmp}
     [ -d "$work" ] && [ -w "$work" ] || work=.
     out="$work/hilbench-tool.$$"
     trace="$work/hilbench-trace.$$"
+    status="$work/hilbench-exit.$$"
     # shellcheck disable=SC2046
     sample "$root" "$interval" $(sampled_files "$root") > "$trace" 2>/dev/null &
     sampler=$!
-    "$@" > "$out" 2>&1 &
+    trap 'kill "$tool" "$sampler" 2>/dev/null; rm -f "$out" "$trace" "$status"; exit 143' TERM INT HUP
+    sleep "$interval"
+    echo "@@idle-start $(now)"
+    sleep "$idle"
+    echo "@@tool-start $(now)"
+    { "$@" 2>&1; echo "$?" > "$status"; } | stamp > "$out" &
     tool=$!
-    trap 'kill "$tool" "$sampler" 2>/dev/null; rm -f "$out" "$trace"; exit 143' TERM INT HUP
     wait "$tool"
-    code=$?
+    code=$(cat "$status" 2>/dev/null || echo 255)
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
+    # shellcheck disable=SC2046
+    sample_once "$root" $(sampled_files "$root") >> "$trace" 2>/dev/null  # after the tool
     trap - TERM INT HUP
     echo "@@tool-exit $code"
     echo "@@section tool"
@@ -115,7 +137,7 @@ run() {
     echo
     echo "@@section trace"
     cat "$trace"
-    rm -f "$out" "$trace"
+    rm -f "$out" "$trace" "$status"
 }
 
 command=$1
@@ -124,5 +146,5 @@ case "$command" in
     version) echo "@@hilbench-sh-agent $VERSION" ;;
     probe) probe "${1:-/}" "${2:-}" ;;
     run) run "$@" ;;
-    *) echo "usage: hilbench-agent.sh version | probe ROOT [TOOL] | run ROOT INTERVAL_S -- TOOL [ARG...]" >&2; exit 2 ;;
+    *) echo "usage: hilbench-agent.sh version | probe ROOT [TOOL] | run ROOT INTERVAL_S IDLE_S -- TOOL [ARG...]" >&2; exit 2 ;;
 esac
