@@ -183,6 +183,9 @@ def test_an_external_power_meter_gives_a_device_without_sensors_its_energy(
     rows = {row["device"]: row for row in bench_json(
         "run", "-m", str(MODEL), "-d", "bare,metered", "--threads", "1", "--min-time", "0.5s",
         "--idle-time", "0s", store=store)}
+    bad = bench("devices", "add", "x", "--kind", "local", "--power-command", "meter 'unclosed",
+                store=store)
+    assert "--power-command: external power command" in one_line_error(bad)
     bare, metered = rows["bare"], rows["metered"]
     assert bare["energy_per_inference_mj"] is None
     assert "energy_per_inference_mj" in bare["unavailable_figures"]

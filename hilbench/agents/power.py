@@ -175,7 +175,12 @@ def battery_sensors(root: Path) -> list[PowerSensor]:
 def external_sensor(command: str, timeout_s: float = 2.0) -> PowerSensor:
     """A user command that prints the current power in watts (a USB power meter's CLI):
     the last number it prints is the reading."""
-    argv = shlex.split(command)
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise PowerSensorError(f"external power command {command!r}: {exc}") from exc
+    if not argv:
+        raise PowerSensorError("external power command is empty")
 
     def read() -> float:
         try:

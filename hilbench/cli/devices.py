@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from hilbench.agents.power import external_sensor
 from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
 from hilbench.core.errors import AgentError, DeviceError, DuplicateDeviceError, TransportError
 from hilbench.core.records import DEVICE_KINDS, DeviceRecord
@@ -179,8 +180,10 @@ def add_device(
     elif agent != "python" or tool is not None:
         raise DeviceError("--agent sh and --tool are for devices reached with --ssh or --adb")
     if power_command is not None:
-        if not power_command.strip():
-            raise DeviceError("--power-command needs a command")
+        try:
+            external_sensor(power_command)
+        except AgentError as exc:
+            raise DeviceError(f"--power-command: {exc}") from exc
         transport = {**(transport or {}), "power_command": power_command}
     record = new_device_record(name, kind, preset, transport)
     with open_store(store) as opened:
