@@ -25,6 +25,15 @@ class UnsupportedFormatError(ModelError):
     """No runner knows this model format."""
 
 
+class CompressionError(ModelError):
+    """A compression method does not recognise the model's structure (the message names the
+    op it stopped at), or its parameters are out of range."""
+
+
+class DatasetError(UserError):
+    """A dataset file is missing, corrupt, or does not match the model's inputs."""
+
+
 class DeviceError(UserError):
     """A device name, definition or preset is wrong."""
 
