@@ -50,13 +50,20 @@ class FrequencyPin:
         self.notes: list[str] = []
 
     def __enter__(self) -> FrequencyPin:
+        try:
+            self._pin_all()
+        except BaseException:  # also TERM/HUP while pinning: put back what was written
+            self.restore()
+            raise
+        return self
+
+    def _pin_all(self) -> None:
         domains = {domain.name: (domain, path) for domain, path in dvfs_directories(self._root)}
         for name, khz in self._requests.items():
             if name not in domains:
                 raise SettingsError(f"no DVFS domain {name!r} on this device; it has "
                                     f"{', '.join(domains) or 'none'}")
             self._pin(*domains[name], khz)
-        return self
 
     def _pin(self, domain: DomainState, directory: Path, khz: int) -> None:
         files, unit = _files(domain)
@@ -66,21 +73,34 @@ class FrequencyPin:
         try:
             saved = ((directory / files[0]).read_text().strip(),
                      (directory / files[1]).read_text().strip())
+        except OSError as exc:
+            self._not_pinned(domain, exc)
+            return
+        limits = Limits(directory, files, unit, saved)
+        self._pinned.append(limits)  # before writing: a signal mid-write still restores
+        try:
             raising = khz * unit > int(saved[1])
             _write_limits(directory, files, str(khz * unit), str(khz * unit), raising)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            self.notes.append(f"DVFS: {domain.name} not pinned ({reason}; pinning needs root): "
-                              "the frequencies observed are recorded instead")
-            return
-        self._pinned.append(Limits(directory, files, unit, saved))
+        except OSError as exc:  # what was written is put back by restore()
+            self._not_pinned(domain, exc)
+
+    def _not_pinned(self, domain: DomainState, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        self.notes.append(f"DVFS: {domain.name} not pinned ({reason}; pinning needs root): "
+                          "the frequencies observed are recorded instead")
 
     def restore(self) -> None:
+        """Put back every domain's limits, each one even where another fails."""
         while self._pinned:
             limits = self._pinned.pop()
             low, high = limits.saved
-            current_max = int((limits.directory / limits.files[1]).read_text().strip())
-            _write_limits(limits.directory, limits.files, low, high, int(high) > current_max)
+            try:
+                current_max = int((limits.directory / limits.files[1]).read_text().strip())
+                _write_limits(limits.directory, limits.files, low, high,
+                              int(high) > current_max)
+            except (OSError, ValueError) as exc:
+                self.notes.append(f"DVFS: {limits.directory.name} not restored to {low}-{high}"
+                                  f": {exc}")
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:

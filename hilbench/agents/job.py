@@ -24,6 +24,7 @@ from hilbench.agents.emulation import (
     parse_speed_model,
 )
 from hilbench.agents.inputs import input_shapes, make_feeds
+from hilbench.agents.jetson import BoardPowerPin, split_pin
 from hilbench.agents.metering import ENERGY_FIGURES, Meter, Metered
 from hilbench.agents.protocol import JobSpec
 from hilbench.agents.runners import runner_for
@@ -99,13 +100,15 @@ def _clock(speed: SpeedModel | None, dvfs: DvfsState, device_threads: int | None
 
 
 def execute(job: JobSpec, progress: ProgressCallback) -> Measurement:
-    """Pin the DVFS levels asked for (restored whatever happens), then measure."""
+    """Set the power mode and pin the DVFS levels asked for (all restored whatever
+    happens, in the reverse order), then measure."""
     root = Path(job.sysfs_root)
-    with FrequencyPin(root, job.dvfs_pin or {}) as pin:
+    levels, power_mode, max_clocks = split_pin(job.dvfs_pin or {})
+    with BoardPowerPin(root, power_mode, max_clocks) as board, \
+            FrequencyPin(root, levels) as pin:
         measurement = _measure(job, progress)
-    if pin.notes:
-        measurement = _with_notes(measurement, tuple(pin.notes))
-    return measurement
+    notes = tuple(board.notes + pin.notes)
+    return _with_notes(measurement, notes) if notes else measurement
 
 
 def _with_notes(measurement: Measurement, notes: tuple[str, ...]) -> Measurement:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hilbench.agents.jetson import power_mode_label, probe_jetson
 from hilbench.agents.power import power_sensors
 from hilbench.agents.sensors import discover
 from hilbench.core.dvfs import DomainState, DvfsState
@@ -102,8 +103,10 @@ def dvfs_directories(root: Path) -> list[tuple[DomainState, Path]]:
 
 
 def read_dvfs(root: Path) -> DvfsState:
-    """Every DVFS domain under ``root``; empty where the platform exposes none."""
-    return DvfsState(tuple(domain for domain, _ in dvfs_directories(root)))
+    """Every DVFS domain under ``root`` (and a Jetson's power mode); empty where the
+    platform exposes none."""
+    return DvfsState(tuple(domain for domain, _ in dvfs_directories(root)),
+                     power_mode_label(root))
 
 
 def read_cpu_count(root: Path) -> int | None:
@@ -148,6 +151,7 @@ def probe(root: Path) -> dict[str, object]:
         "memory_mb": read_memory_mb(root),
         "dvfs": dvfs.to_dict(),
         "sensors": {**discover(root), **_power(root)},
+        **probe_jetson(root),
     }
 
 

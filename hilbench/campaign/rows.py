@@ -48,6 +48,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
             "unavailable_figures": list(measurement.unavailable_figures),
             "notes": list(measurement.notes),
             "dvfs_pinned_mhz": pinned_mhz(environment.dvfs),
+            "power_mode": environment.dvfs.power_mode,
             **energy_fields(measurement),
         }
     )
@@ -96,6 +97,7 @@ def _measurement_fields() -> tuple[str, ...]:
         "unavailable_figures",
         "notes",
         "dvfs_pinned_mhz",
+        "power_mode",
         "energy_per_inference_mj",
         "active_energy_per_inference_mj",
         "avg_power_w",

@@ -23,7 +23,10 @@ def results_table(rows: list[dict[str, Any]]) -> Table:
 
 def _cells(row: dict[str, Any]) -> list[Any]:
     pinned = row.get("dvfs_pinned_mhz") or {}
-    level = " @" + ",".join(f"{mhz:.0f}MHz" for mhz in pinned.values()) if pinned else ""
+    levels = [f"{mhz:.0f}MHz" for mhz in pinned.values()]
+    if row.get("power_mode"):
+        levels.insert(0, str(row["power_mode"]).replace(" ", ""))
+    level = " @" + ",".join(levels) if levels else ""
     device = row["device"] + level + (" *" if row.get("emulated_figures") else "")
     if row["status"] != "ok":
         return [row["model"], device, *["-"] * 13, Text(f"FAILED: {row['error']}", style="red")]

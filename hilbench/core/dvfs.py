@@ -46,9 +46,11 @@ class DomainState:
 
 @dataclass(frozen=True)
 class DvfsState:
-    """Every DVFS domain found; empty when the platform exposes none (containers, macOS)."""
+    """Every DVFS domain found; empty when the platform exposes none (containers, macOS).
+    ``power_mode``: a Jetson's nvpmodel mode (``"1 (7W)"``), which caps its clocks."""
 
     domains: tuple[DomainState, ...] = ()
+    power_mode: str | None = None
 
     def domain(self, name: str) -> DomainState | None:
         return next((d for d in self.domains if d.name == name), None)
@@ -56,12 +58,18 @@ class DvfsState:
     def policy(self) -> tuple[tuple[str, str | None, int | None, int | None], ...]:
         """What makes two measurements comparable: governor and frequency limits per domain.
         The instantaneous frequency is not part of it (it moves under most governors)."""
-        return tuple((d.name, d.governor, d.min_khz, d.max_khz) for d in self.domains)
+        domains = tuple((d.name, d.governor, d.min_khz, d.max_khz) for d in self.domains)
+        if self.power_mode is None:
+            return domains
+        return (*domains, ("power_mode", self.power_mode, None, None))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"domains": [d.to_dict() for d in self.domains]}
+        data: dict[str, Any] = {"domains": [d.to_dict() for d in self.domains]}
+        if self.power_mode is not None:
+            data["power_mode"] = self.power_mode
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DvfsState:
         domains: list[DomainState] = [DomainState.from_dict(d) for d in get_list(data, "domains")]
-        return cls(tuple(domains))
+        return cls(tuple(domains), get_optional_str(data, "power_mode"))

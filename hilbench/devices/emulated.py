@@ -3,6 +3,8 @@ model the agent applies to what it measures."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -56,7 +58,43 @@ def write_sysfs(preset: EmulatedPreset, root: Path) -> Path:
     _write_sensors(preset, root)
     if preset.gpu_devfreq is not None:
         _write_gpu(root, *preset.gpu_devfreq)
+    if preset.power_modes:
+        _write_jetson_tools(preset, root)
     return root
+
+
+def _nvpmodel_conf(preset: EmulatedPreset) -> str:
+    """An L4T-style nvpmodel.conf: clock PARAMs naming their sysfs files, then the modes."""
+    lines = []
+    policy = CPU_DIR / "cpufreq" / f"policy{preset.first_cpu(preset.run_cluster)}"
+    clocks = [("CPU_A78_0", policy, "scaling_")]
+    if preset.gpu_devfreq is not None:
+        clocks.append(("GPU", Path("sys/class/devfreq") / preset.gpu_devfreq[0], ""))
+    for name, folder, prefix in clocks:
+        table = "scaling_available_frequencies" if prefix else "available_frequencies"
+        lines += [f"< PARAM TYPE=CLOCK NAME={name} >", f"FREQ_TABLE /{folder}/{table}",
+                  f"MAX_FREQ /{folder}/{prefix}max_freq", f"MIN_FREQ /{folder}/{prefix}min_freq",
+                  f"CUR_FREQ /{folder}/{'scaling_' if prefix else ''}cur_freq", ""]
+    for mode_id, name, cpu_khz, gpu_hz in preset.power_modes:
+        lines += [f"< POWER_MODEL ID={mode_id} NAME={name} >", "CPU_A78_0 MIN_FREQ 0",
+                  f"CPU_A78_0 MAX_FREQ {cpu_khz}", "GPU MIN_FREQ 0", f"GPU MAX_FREQ {gpu_hz}", ""]
+    lines.append(f"< PM_CONFIG DEFAULT={preset.power_modes[0][0]} >")
+    return "\n".join(lines)
+
+
+def _write_jetson_tools(preset: EmulatedPreset, root: Path) -> None:
+    """nvpmodel.conf, the active mode, and ``nvpmodel`` / ``jetson_clocks`` where L4T puts
+    them: sh scripts running hilbench's emulated tools on this tree."""
+    _write(root / "etc/nvpmodel.conf", _nvpmodel_conf(preset))
+    _write(root / "var/lib/nvpmodel/status", f"pmode:{preset.power_modes[0][0]:04d} fmode:quiet")
+    for relative, tool in (("usr/sbin/nvpmodel", "nvpmodel"),
+                           ("usr/bin/jetson_clocks", "jetson_clocks")):
+        script = root / relative
+        _write(script, "#!/bin/sh\n"
+               f'root="$(cd "$(dirname "$0")/../.." && pwd)"\n'
+               f'exec {shlex.quote(sys.executable)} -m hilbench.devices.emulated_tools.jetson '
+               f'{tool} "$root" "$@"')
+        script.chmod(0o755)
 
 
 def _write_gpu(root: Path, devfreq_id: str, levels_hz: tuple[int, ...]) -> None:

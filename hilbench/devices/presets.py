@@ -38,6 +38,9 @@ class EmulatedPreset:
     power: PowerModel | None = None
     trip_c: float = 95.0  # thermal_zone0's first trip point: throttling above it
     gpu_devfreq: tuple[str, tuple[int, ...]] | None = None  # (devfreq id, levels in Hz)
+    # A Jetson's nvpmodel power modes: (id, name, CPU max kHz, GPU max Hz); the first is
+    # active. The tree then also carries nvpmodel and jetson_clocks.
+    power_modes: tuple[tuple[int, str, int, int], ...] = ()
 
     def first_cpu(self, cluster_index: int) -> int:
         return sum(c.cores for c in self.clusters[:cluster_index])
@@ -93,6 +96,8 @@ PRESETS: dict[str, EmulatedPreset] = {
             gpu_devfreq=("17000000.ga10b", (306000000, 408000000, 510000000, 612000000,
                                              714000000, 816000000, 918000000, 1020000000)),
             thermal_zones=("cpu-thermal", "gpu-thermal", "tj-thermal"),
+            power_modes=((0, "15W", 1510000, 1020000000), (1, "10W", 1344000, 612000000),
+                         (2, "7W", 1036000, 408000000)),
         ),
         EmulatedPreset(
             name="server",
