@@ -233,3 +233,27 @@ def _queued(queue: JobQueue, job_id: str) -> bool:
         return queue.state(job_id).status == "queued"
     except StoreError:
         return False
+
+
+def test_dvfs_levels_travel_with_a_queued_job(lab: Lab) -> None:
+    """An agent whose device has cpufreq (here an emulated phone's tree, named with
+    --sysfs-root) pins the level the run asks for, measures, and restores it."""
+    from hilbench.devices.emulated import write_sysfs
+    from hilbench.devices.presets import get_preset
+
+    root = write_sysfs(get_preset("phone"), lab.folder / "phone-sysfs")
+    policy = root / "sys/devices/system/cpu/cpufreq/policy4"
+    before = [(policy / n).read_text() for n in ("scaling_min_freq", "scaling_max_freq")]
+    lab.spawn([BENCH, "agent", "--coordinator", lab.url, "--enroll-token", SECRET, "--name",
+               "board-agent", "--device", "board", "--poll", "0.2", "--sysfs-root", str(root),
+               "--state-dir", str(lab.folder / "board-agent")])
+    lab.wait_for_device("board")
+    shown = bench_json("devices", "show", "board", store=lab.store)
+    assert shown["dvfs_domains"] == ["cpu0-3", "cpu4-7"]
+    rows = bench_json("run", "-m", str(MODEL), "-d", "board", "--dvfs", "cpu4-7=1.5GHz",
+                      *QUICK, store=lab.store)
+    assert rows[0]["status"] == "ok", rows[0]["error"]
+    assert rows[0]["dvfs_pinned_mhz"] == {"cpu4-7": 1401}
+    assert [(policy / n).read_text() for n in ("scaling_min_freq", "scaling_max_freq")] == before
+    bad = bench("run", "-m", str(MODEL), "-d", "board", "--dvfs", "gpu=max", store=lab.store)
+    assert bad.returncode == 2 and "board has no DVFS domain 'gpu'" in bad.stderr

@@ -41,11 +41,14 @@ def _require_summary_figures(connection: Connection) -> None:
 
 
 def _make_version(url: str, version: int) -> None:
-    """A store as an older hilbench left it: 2 before tool-reported summaries, 1 also
-    before the coordinator tables."""
+    """A store as an older hilbench left it: 3 before DVFS pins in queued jobs and accuracy
+    records, 2 also before tool-reported summaries, 1 also before the coordinator tables."""
     engine = _engine(url)
     with engine.begin() as connection:
-        _require_summary_figures(connection)
+        connection.execute(text("DROP TABLE accuracy"))
+        connection.execute(text("ALTER TABLE jobs DROP COLUMN dvfs_pin"))
+        if version <= 2:
+            _require_summary_figures(connection)
         if version == 1:
             connection.execute(text("DROP TABLE jobs"))
             connection.execute(text("DROP TABLE agents"))
@@ -57,7 +60,7 @@ def _nullable(connection: Connection) -> set[str]:
     return {c["name"] for c in inspect(connection).get_columns("measurements") if c["nullable"]}
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_store_is_upgraded_keeping_its_runs(store_url: str, version: int) -> None:
     run = factories.ok_run()
     with Store.open(store_url) as store:
@@ -65,15 +68,17 @@ def test_older_store_is_upgraded_keeping_its_runs(store_url: str, version: int) 
     _make_version(store_url, version)
     engine = _engine(store_url)
     with engine.connect() as connection:
-        assert not _nullable(connection) & set(NULLABLE_SINCE_V3)  # the old constraint is there
+        if version <= 2:  # the old constraint is there
+            assert not _nullable(connection) & set(NULLABLE_SINCE_V3)
     with Store.open(store_url) as store:
         assert store.measurement(run.run_id) == run.measurement
         tool_run = factories.tool_reported_run()
         store.save_run(tool_run)  # a summary without percentiles now fits
         assert store.measurement(tool_run.run_id) == tool_run.measurement
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 3
-        assert {"agents", "jobs"} <= set(inspect(connection).get_table_names())
+        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 4
+        assert {"agents", "jobs", "accuracy"} <= set(inspect(connection).get_table_names())
+        assert "dvfs_pin" in {c["name"] for c in inspect(connection).get_columns("jobs")}
         assert set(NULLABLE_SINCE_V3) <= _nullable(connection)
     engine.dispose()
 

@@ -84,6 +84,8 @@ class AgentConfig:
     device: str
     state_dir: Path
     poll_s: float = 1.0
+    sysfs_root: str = "/"  # where this device's sysfs/procfs are (an emulated tree in tests)
+    power_command: str | None = None  # an external power meter: a command printing watts
 
 
 class PullingAgent:
@@ -101,7 +103,7 @@ class PullingAgent:
         if token_file.exists():
             self.client.token = token_file.read_text().strip()
             return
-        info = probe(Path("/"))
+        info = probe(Path(self.config.sysfs_root))
         self.client.token = self.client.register(
             self.config.name, self.config.device, self.config.enroll_token, info
         )
@@ -127,8 +129,11 @@ class PullingAgent:
         job_id = str(lease["job_id"])
         model = self._model(str(lease["model_sha256"]), str(lease["model_format"]))
         settings = BenchmarkSettings.from_dict(lease["job"]["settings"])
+        pin = lease["job"].get("dvfs_pin")
         spec = JobSpec(job_id, self.config.device, "agent", str(model),
-                       str(lease["model_sha256"]), settings)
+                       str(lease["model_sha256"]), settings, sysfs_root=self.config.sysfs_root,
+                       dvfs_pin={str(k): int(v) for k, v in pin.items()} if pin else None,
+                       power_command=self.config.power_command)
         self.log(f"running {job_id}")
         result = self._work(spec, float(lease["lease_expires_at"]) - time.time())
         spool = self.config.state_dir / "outbox" / f"{job_id}.json"
@@ -197,7 +202,8 @@ class PullingAgent:
             stop.set()
         if worker.returncode != 0 or not worker.stdout.strip():
             tail = worker.stderr.strip().splitlines()[-1:] or [f"exit {worker.returncode}"]
-            return json.dumps({"schema_version": 1, "job_id": spec.job_id, "status": "error",
+            return json.dumps({"schema_version": SCHEMA_VERSION, "job_id": spec.job_id,
+                               "status": "error",
                                "error": {"kind": "agent", "message": f"worker: {tail[0]}"}})
         return worker.stdout
 

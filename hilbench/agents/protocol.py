@@ -18,7 +18,7 @@ from hilbench.core.fields import FieldError, get_dict, get_int, get_optional_str
 from hilbench.core.measurement import Measurement
 from hilbench.core.settings import BenchmarkSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a queued job carries the DVFS levels to pin
 PROGRESS_PREFIX = "HILBENCH-PROGRESS "
 
 _ERROR_KINDS = {

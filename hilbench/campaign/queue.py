@@ -39,11 +39,8 @@ class QueuedDevice:
     def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
                   progress: ProgressCallback, dvfs_pin: dict[str, int] | None = None
                   ) -> Measurement:
-        if dvfs_pin:
-            raise AgentError(f"{self.name}: DVFS levels cannot be pinned through the "
-                             "coordinator yet; run without --dvfs")
         queue = JobQueue(self.store)
-        queue.enqueue(job_id, self.campaign_id, self.name, model, settings)
+        queue.enqueue(job_id, self.campaign_id, self.name, model, settings, dvfs_pin)
         self._current = job_id
         deadline = time.monotonic() + self.queue_wait_s + settings.max_duration_s
         progress("queued", 0.0)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from hilbench.agents.power import external_sensor
+from hilbench.core.errors import AgentError, DeviceError
 from hilbench.profiles.store import Store
 
 StoreOption = Annotated[
@@ -35,3 +37,14 @@ def open_store(url: str | None) -> Store:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def checked_power_command(command: str | None) -> str | None:
+    """``--power-command`` as given, once it parses as a command line (not run here: it
+    runs on the device)."""
+    if command is not None:
+        try:
+            external_sensor(command)
+        except AgentError as exc:
+            raise DeviceError(f"--power-command: {exc}") from exc
+    return command

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hilbench.agents.coordinator import AgentConfig, PullingAgent
-from hilbench.cli.common import StoreOption, err, open_store
+from hilbench.cli.common import StoreOption, checked_power_command, err, open_store
 
 EnrollToken = Annotated[
     str,
@@ -48,8 +48,14 @@ def agent_command(
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
     once: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    sysfs_root: Annotated[str, typer.Option(
+        help="Where this device's /sys and /proc are (a container with the host's mounted "
+             "elsewhere).")] = "/",
+    power_command: Annotated[str | None, typer.Option(
+        help="A command printing this device's power in watts (an external meter).")] = None,
 ) -> None:
     """Register this machine as a device with a coordinator and run the jobs it hands out."""
     folder = state_dir or Path.home() / ".hilbench-agent"
-    config = AgentConfig(coordinator, enroll_token, name, device, folder, poll)
+    config = AgentConfig(coordinator, enroll_token, name, device, folder, poll, sysfs_root,
+                         checked_power_command(power_command))
     PullingAgent(config, lambda message: err.print(message)).serve(once=once)

@@ -10,8 +10,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hilbench.agents.power import external_sensor
-from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
+from hilbench.cli.common import (
+    JsonOption,
+    StoreOption,
+    checked_power_command,
+    open_store,
+    out,
+    print_json,
+)
 from hilbench.core.errors import AgentError, DeviceError, DuplicateDeviceError, TransportError
 from hilbench.core.records import DEVICE_KINDS, DeviceRecord
 from hilbench.devices.adb_shell import DEFAULT_SERVER
@@ -179,11 +185,7 @@ def add_device(
         transport.update(agent_transport(agent, tool, tool_kind))
     elif agent != "python" or tool is not None:
         raise DeviceError("--agent sh and --tool are for devices reached with --ssh or --adb")
-    if power_command is not None:
-        try:
-            external_sensor(power_command)
-        except AgentError as exc:
-            raise DeviceError(f"--power-command: {exc}") from exc
+    if checked_power_command(power_command) is not None:
         transport = {**(transport or {}), "power_command": power_command}
     record = new_device_record(name, kind, preset, transport)
     with open_store(store) as opened:

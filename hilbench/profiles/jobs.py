@@ -38,6 +38,7 @@ class LeasedJob:
     model_format: str
     settings: BenchmarkSettings
     lease_expires_at: float
+    dvfs_pin: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,13 @@ class JobQueue:
     # jobs --------------------------------------------------------------------------------
 
     def enqueue(self, job_id: str, campaign_id: str | None, device: str, model: ModelRecord,
-                settings: BenchmarkSettings) -> None:
+                settings: BenchmarkSettings, dvfs_pin: dict[str, int] | None = None) -> None:
         with self._store.transaction() as connection:
             model_id(connection, model)
             connection.execute(insert(jobs).values(
                 job_id=job_id, campaign_id=campaign_id, device_name=device,
                 model_sha256=model.sha256, settings=settings.to_dict(), status=QUEUED,
-                attempts=0, created_at=time.time(),
+                attempts=0, created_at=time.time(), dvfs_pin=dvfs_pin or None,
             ))
 
     def lease(self, agent: Agent, lease_s: float) -> LeasedJob | None:
@@ -202,4 +203,5 @@ def _leased(row: Any) -> LeasedJob:
         job_id=row["job_id"], device=row["device_name"], model_sha256=row["model_sha256"],
         model_format=row["format"], settings=BenchmarkSettings.from_dict(row["settings"]),
         lease_expires_at=row["lease_expires_at"],
+        dvfs_pin={str(k): int(v) for k, v in row["dvfs_pin"].items()} if row["dvfs_pin"] else None,
     )

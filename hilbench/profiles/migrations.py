@@ -11,6 +11,7 @@ from hilbench.core.errors import NotAStoreError, SchemaTooNewError
 from hilbench.profiles.schema import (
     ADDED_IN_V3,
     NULLABLE_SINCE_V3,
+    accuracy,
     agents,
     jobs,
     measurements,
@@ -18,7 +19,7 @@ from hilbench.profiles.schema import (
     schema_version,
 )
 
-LATEST_VERSION = 3
+LATEST_VERSION = 4
 
 
 def _add_coordinator_tables(connection: Connection) -> None:
@@ -49,10 +50,20 @@ def _nullable_tool_figures(connection: Connection) -> None:
             )
 
 
+def _dvfs_pins_and_accuracy(connection: Connection) -> None:
+    """Version 4: queued jobs carry the DVFS levels to pin; accuracy of models on datasets.
+    (A store upgraded from version 1 got the jobs table with its version-4 columns.)"""
+    if "dvfs_pin" not in {c["name"] for c in inspect(connection).get_columns("jobs")}:
+        kind = jobs.c.dvfs_pin.type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f'ALTER TABLE jobs ADD COLUMN "dvfs_pin" {kind}')
+    metadata.create_all(connection, tables=[accuracy])
+
+
 # (version reached, step from the version before). Version 1 is the base schema.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _add_coordinator_tables),
     (3, _nullable_tool_figures),
+    (4, _dvfs_pins_and_accuracy),
 ]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -164,5 +165,29 @@ jobs = Table(
     Column("error", Text),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float),
+    Column("dvfs_pin", JSON),  # version 4: the levels the agent pins for the job
     Index("ix_jobs_device_status", "device_name", "status"),
+)
+
+# Version 4: accuracy of a model (a variant) on a dataset, measured once on the host: it
+# depends on the runtime and precision, not on the device.
+
+accuracy = Table(
+    "accuracy",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_sha256", String(64), nullable=False),
+    Column("dataset_name", String(255), nullable=False),
+    Column("dataset_sha256", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("examples", Integer, nullable=False),
+    Column("runtime", String(64), nullable=False),
+    Column("runtime_version", String(64), nullable=False),
+    Column("execution_provider", String(64), nullable=False),
+    Column("base_sha256", String(64)),  # the model compared with (cosine, agreement)
+    Column("measured_at", Float, nullable=False),
+    UniqueConstraint("model_sha256", "dataset_sha256", "metric", "runtime",
+                     name="uq_accuracy_model_dataset_metric_runtime"),
+    Index("ix_accuracy_model", "model_sha256"),
 )

@@ -88,7 +88,8 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0) -> FastAP
         job = queue.lease(who, lease_s)
         if job is None:
             return Response(status_code=204)
-        spec = {"settings": job.settings.to_dict(), "device": job.device}
+        spec = {"settings": job.settings.to_dict(), "device": job.device,
+                "dvfs_pin": job.dvfs_pin}
         return Lease(job_id=job.job_id, job=spec, model_sha256=job.model_sha256,
                      model_format=job.model_format, lease_expires_at=job.lease_expires_at)
 
