@@ -74,3 +74,23 @@ class RunRecord:
     measurement: Measurement | None = None
     error: str | None = None
     campaign_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AccuracyRecord:
+    """A model's score on a dataset for one metric, measured on the host: accuracy depends
+    on the runtime and the precision, not on the device, so it is measured once and recorded
+    with the runtime that computed it. ``base_sha256``: the model compared with, for metrics
+    against a base model (cosine similarity, agreement)."""
+
+    model_sha256: str
+    dataset_name: str
+    dataset_sha256: str
+    metric: str
+    value: float
+    examples: int
+    runtime: str
+    runtime_version: str
+    execution_provider: str
+    measured_at: float
+    base_sha256: str | None = None
