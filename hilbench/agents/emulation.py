@@ -45,6 +45,9 @@ class SpeedModel:
     memory_bound_fraction: float
     noise_sigma: float
     seed: int
+    # The share of the dense model's time the device really spends on this model (below 1
+    # where an accelerator skips the zero blocks of a sparse variant).
+    time_fraction: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +62,7 @@ class SpeedModel:
             memory_bound_fraction=get_float(data, "memory_bound_fraction"),
             noise_sigma=get_float(data, "noise_sigma"),
             seed=get_int(data, "seed"),
+            time_fraction=get_float(data, "time_fraction") if "time_fraction" in data else 1.0,
         )
 
     def cluster(self, dvfs: DvfsState) -> DomainState:
@@ -85,13 +89,14 @@ class SpeedModel:
         cores = min(threads, max(1, len(domain.cpus)))
         p = self.parallel_fraction
         amdahl = 1.0 / ((1.0 - p) + p / cores)
-        return self.slowdown * frequency_factor / amdahl
+        return self.slowdown * frequency_factor / amdahl * self.time_fraction
 
 
 class EmulatedClock:
     """Times a call by this process's CPU time, scales it to the device and paces the job.
     ``scale`` is asked at every call (the frequency may change under it: throttling);
-    ``on_busy`` is told how long the device computed."""
+    ``on_busy`` is told how long the device computed. A call with ``pace=False`` is not an
+    inference (loading the model): it is not paced, and an accelerator does not speed it up."""
 
     def __init__(self, model: SpeedModel, scale: Callable[[], float],
                  on_busy: Callable[[float], None] | None = None) -> None:
@@ -99,6 +104,7 @@ class EmulatedClock:
         self._on_busy = on_busy
         self._sigma = model.noise_sigma
         self._rng = random.Random(model.seed)
+        self._time_fraction = model.time_fraction
 
     def time_call(self, call: Callable[[], T], pace: bool = True) -> tuple[T, int]:
         wall_start = time.perf_counter_ns()
@@ -106,7 +112,8 @@ class EmulatedClock:
         result = call()
         cpu_ns = time.thread_time_ns() - cpu_start
         noise = math.exp(self._rng.gauss(0.0, self._sigma)) if self._sigma > 0 else 1.0
-        device_ns = int(cpu_ns * self._scale() * noise)
+        scale = self._scale() if pace else self._scale() / self._time_fraction
+        device_ns = int(cpu_ns * scale * noise)
         wall_ns = time.perf_counter_ns() - wall_start
         if pace and device_ns > wall_ns:
             time.sleep((device_ns - wall_ns) / 1e9)

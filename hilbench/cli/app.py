@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hilbench.cli import coordinator, demo, devices, profiles, run
+from hilbench.cli import coordinator, demo, devices, profiles, run, variants
 from hilbench.core.errors import HilbenchError, UserError
 
 EXIT_USER_ERROR = 2
@@ -24,6 +24,8 @@ app.command("run")(run.run_command)
 app.command("demo")(demo.demo_command)
 app.command("serve")(coordinator.serve_command)
 app.command("agent")(coordinator.agent_command)
+app.command("compress")(variants.compress_command)
+app.command("accuracy")(variants.accuracy_command)
 
 
 def main(argv: list[str] | None = None) -> None:

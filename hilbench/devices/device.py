@@ -91,7 +91,7 @@ class Device:
         emulation: dict[str, Any] | None = None
         if self.record.kind == "emulated":
             preset = get_preset(self.record.preset or "")
-            emulation = speed_model(preset, self.name, settings.seed)
+            emulation = speed_model(preset, self.name, settings.seed, Path(model.path))
         return JobSpec(
             job_id=job_id,
             device=self.name,

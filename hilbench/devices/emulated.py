@@ -11,6 +11,7 @@ from typing import Any
 
 from hilbench.agents.emulated_board import publish_power
 from hilbench.agents.emulation import SpeedModel
+from hilbench.devices.accelerator import model_time_fraction
 from hilbench.devices.presets import Cluster, EmulatedPreset
 
 CPU_DIR = Path("sys/devices/system/cpu")
@@ -124,8 +125,13 @@ def _write_sensors(preset: EmulatedPreset, root: Path) -> None:
         publish_power(preset.power, root, preset.power.static_w, 0.0)
 
 
-def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str, Any]:
-    """The job's emulation spec; noise is seeded by the device name and the run's seed."""
+def speed_model(preset: EmulatedPreset, device_name: str, seed: int,
+                model_path: Path | None = None) -> dict[str, Any]:
+    """The job's emulation spec; noise is seeded by the device name and the run's seed. A
+    preset with an accelerator gets the share of the dense time the model takes there."""
+    fraction = 1.0
+    if preset.accelerator is not None and model_path is not None and model_path.suffix == ".onnx":
+        fraction = model_time_fraction(model_path, preset.accelerator)
     spec = SpeedModel(
         preset=preset.name,
         cluster_cpu=preset.first_cpu(preset.run_cluster),
@@ -134,6 +140,7 @@ def speed_model(preset: EmulatedPreset, device_name: str, seed: int) -> dict[str
         memory_bound_fraction=preset.memory_bound_fraction,
         noise_sigma=preset.noise_sigma,
         seed=zlib.crc32(device_name.encode()) ^ seed,
+        time_fraction=fraction,
     ).to_dict()
     if preset.power is not None:
         spec["power"] = preset.power.to_dict()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hilbench.agents.emulated_board import PowerModel
 from hilbench.core.errors import DeviceError
+from hilbench.devices.accelerator import PeArray
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class EmulatedPreset:
     # A Jetson's nvpmodel power modes: (id, name, CPU max kHz, GPU max Hz); the first is
     # active. The tree then also carries nvpmodel and jetson_clocks.
     power_modes: tuple[tuple[int, str, int, int], ...] = ()
+    accelerator: PeArray | None = None  # a PE array that skips the zero tiles of sparse models
 
     def first_cpu(self, cluster_index: int) -> int:
         return sum(c.cores for c in self.clusters[:cluster_index])
@@ -135,6 +137,7 @@ PRESETS: dict[str, EmulatedPreset] = {
                              ambient_c=25.0, thermal_resistance_c_per_w=4.0,
                              time_constant_s=3.0),
             trip_c=85.0,
+            accelerator=PeArray(rows=16, cols=16, weight_share=0.85),
         ),
     )
 }

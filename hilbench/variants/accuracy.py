@@ -15,6 +15,7 @@ from typing import Any
 import numpy
 
 from hilbench.core.errors import DatasetError, ModelError, SettingsError
+from hilbench.core.records import AccuracyRecord
 from hilbench.variants.dataset import Dataset, InputSpec, check_inputs, fixed_batch_size
 from hilbench.variants.metrics import Metric, resolve_metrics
 
@@ -226,3 +227,14 @@ def _ort_version() -> str:
 
     return str(onnxruntime.__version__)
 
+
+
+def accuracy_records(report: AccuracyReport, measured_at: float) -> list[AccuracyRecord]:
+    """One store record per metric of ``report``."""
+    return [AccuracyRecord(
+        model_sha256=report.model_sha256, dataset_name=report.dataset,
+        dataset_sha256=report.dataset_sha256, metric=result.name, value=result.value,
+        examples=result.examples, runtime=report.runtime,
+        runtime_version=report.runtime_version, execution_provider=report.execution_provider,
+        measured_at=measured_at, base_sha256=report.base_model_sha256,
+    ) for result in report.results]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -197,7 +198,10 @@ def _workspace(model: ModelSource) -> Iterator[tuple[Path, Path]]:
 
 @contextlib.contextmanager
 def _mapped(method: str) -> Iterator[None]:
-    """onnxruntime's and onnx's errors (of any class) as one-line ``CompressionError``."""
+    """onnxruntime's and onnx's errors (of any class) as one-line ``CompressionError``; its
+    advice to pre-process first (logged on the root logger) is not the user's concern."""
+    advice = _DropAdvice()
+    logging.getLogger().addFilter(advice)
     try:
         yield
     except HilbenchError:
@@ -205,6 +209,13 @@ def _mapped(method: str) -> Iterator[None]:
     except Exception as exc:
         raise CompressionError(f"{method}: onnxruntime cannot convert the model: "
                                f"{type(exc).__name__}: {first_line(exc)}") from exc
+    finally:
+        logging.getLogger().removeFilter(advice)
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 def _finish(source: Path, target: Path, description: Quantization, output: str | Path | None,
