@@ -19,6 +19,7 @@ from hilbench.profiles import Store
 from tests.adblab import AdbLab
 from tests.cli import bench, bench_json, one_line_error
 from tests.ports import free_port
+from tests.test_sh_agent import BIG, hardware, limits
 
 MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
 TFLITE = Path(__file__).parents[1] / "hilbench/assets/tiny-mlp.tflite"
@@ -136,11 +137,11 @@ def test_device_unplugged_mid_run_fails_alone(adb_lab: AdbLab, tmp_path: Path) -
     assert stored == {"phone": "ok", "emu-adb": "failed"}
 
 
-def add_phone_without_python(lab: AdbLab, store: str, tool: str = "bin/benchmark_model"
-                             ) -> subprocess.CompletedProcess[str]:
+def add_phone_without_python(lab: AdbLab, store: str, tool: str = "bin/benchmark_model",
+                             *options: str) -> subprocess.CompletedProcess[str]:
     return bench("devices", "add", "emu-phone", "--adb", lab.serial, "--adb-server", lab.server,
                  "--agent", "sh", "--tool", tool, "--sysfs-root", "sysroot", "--remote-dir",
-                 "hilbench", store=store)
+                 "hilbench", *options, store=store)
 
 
 def test_phone_without_python_runs_its_own_benchmark_model(adb_lab: AdbLab,
@@ -151,7 +152,7 @@ def test_phone_without_python_runs_its_own_benchmark_model(adb_lab: AdbLab,
     device = bench_json("devices", "show", "emu-phone", store=store)
     assert (device["kind"], device["cpu_count"]) == ("adb", 8)
     assert device["os"] == "Android 14 (emulated)"
-    assert device["runtimes"] == ["benchmark_model"] and device["info"]["agent_version"] == "sh-2"
+    assert device["runtimes"] == ["benchmark_model"] and device["info"]["agent_version"] == "sh-3"
     assert device["sensors"] == ["power", "power_supply", "thermal"]
     assert device["info"]["sensors"]["power"] == ["battery:battery"]
     result = bench("run", "-m", str(TFLITE), "-m", str(MODEL), "-d", "emu-phone", "--threads",
@@ -185,6 +186,42 @@ def test_phone_without_python_runs_its_own_benchmark_model(adb_lab: AdbLab,
     assert big is not None and len(big.values) >= 2 and set(big.values) == {2419000.0}
     table = bench("profiles", "show", store=store)
     assert table.returncode == 0 and "emu-phone" in table.stdout
+
+
+def test_phone_without_python_pins_a_level_and_reads_an_external_meter(
+    adb_lab: AdbLab, tmp_path: Path
+) -> None:
+    store = f"sqlite:///{tmp_path}/profiles.db"
+    meter = adb_lab.sandbox / "bin/usb-meter"  # on the device: prints its power in watts
+    meter.write_text("#!/bin/sh\necho 'VBUS 5.01 V'\necho 'power: 3.30 W'\n")
+    meter.chmod(0o755)
+    added = add_phone_without_python(adb_lab, store, "bin/benchmark_model", "--power-command",
+                                     "bin/usb-meter")
+    assert added.returncode == 0, added.stderr
+    sysroot = adb_lab.sandbox / "sysroot"
+    before = limits(sysroot)
+    run = ("run", "-m", str(TFLITE), "-d", "emu-phone", "--dvfs", "cpu4-7=1.5GHz", "--threads",
+           "1", "--min-runs", "30", "--min-time", "0.5s")
+    with hardware(sysroot):  # the phone's power and thermal model drives its cpufreq
+        row = bench_json(*run, store=store)[0]
+    assert row["status"] == "ok", row["error"]
+    assert row["dvfs_pinned_mhz"] == {"cpu4-7": 1401}  # the level below 1.5 GHz
+    assert row["frequencies_mhz"][f"/{BIG}/scaling_cur_freq"] == {
+        "min": 1401, "mean": 1401, "max": 1401}  # what the device ran at, sampled
+    assert not [r for r in row["reasons"] if r.startswith("throttled")]
+    assert row["energy_sensor"] == "external"  # the meter before the battery
+    assert row["avg_power_w"] == pytest.approx(3.3)
+    assert row["notes"] == []
+    assert limits(sysroot) == before  # put back after the run
+    trip = sysroot / "sys/class/thermal/thermal_zone0/trip_point_0_temp"
+    trip.write_text("30000\n")  # a trip point the phone is already above
+    with hardware(sysroot):
+        hot = bench_json(*run, store=store)[0]
+    assert hot["status"] == "ok" and hot["verdict"] == "INVALID"
+    assert any(r.startswith("throttled: cpu4-7 at 710 MHz (pinned at 1401 MHz) at t=")
+               for r in hot["reasons"]), hot["reasons"]
+    assert hot["frequencies_mhz"][f"/{BIG}/scaling_cur_freq"]["min"] == 710
+    assert limits(sysroot) == before
 
 
 def test_a_missing_tool_is_refused_at_registration(adb_lab: AdbLab, tmp_path: Path) -> None:

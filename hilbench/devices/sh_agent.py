@@ -4,17 +4,25 @@ script itself, and what its output means. Pure functions, tested on captured out
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
+import shlex
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from hilbench.core.errors import AgentError
+from hilbench.agents.dvfs_control import CPUFREQ_FILES, DEVFREQ_FILES
+from hilbench.agents.sysfs import dvfs_directories
+from hilbench.core.dvfs import DomainState
+from hilbench.core.errors import AgentError, DeviceError, SettingsError
 from hilbench.core.telemetry import Series, Telemetry, unit_of
 
 SH_AGENT_FILE = "hilbench-agent.sh"
-SH_AGENT_VERSION = 2
+SH_AGENT_VERSION = 3
+EXTERNAL_SERIES = "external"  # the --power-command's readings, in watts (as the Python agent)
 _HEADER = re.compile(r"^@@hilbench-sh-agent (\d+)$")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")  # as agents/power.py reads it
 
 
 def sh_agent_script() -> bytes:
@@ -48,15 +56,20 @@ def timed_lines(section: str) -> list[TimedLine]:
 @dataclass(frozen=True)
 class AgentOutput:
     """One answer of the sh agent. ``files``: sysfs/procfs files it dumped, by path;
-    ``markers``: its ``@@name value`` lines; ``sections``: ``tool`` output, ``trace``."""
+    ``markers``: its ``@@name value`` lines (the last of each name; ``repeated``: all of
+    them, in order); ``sections``: ``tool`` output, ``trace``."""
 
     version: int
     files: dict[str, str] = field(default_factory=dict)
     markers: dict[str, str] = field(default_factory=dict)
     sections: dict[str, str] = field(default_factory=dict)
+    repeated: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def marker(self, name: str) -> str | None:
         return self.markers.get(name)
+
+    def all_markers(self, name: str) -> tuple[str, ...]:
+        return self.repeated.get(name, ())
 
 
 def parse_agent_output(text: str) -> AgentOutput:
@@ -72,7 +85,7 @@ def parse_agent_output(text: str) -> AgentOutput:
         raise AgentError(f"sh agent version {version} on the device, this hilbench speaks "
                          f"{SH_AGENT_VERSION}: it is pushed again by the next run")
     files: dict[str, list[str]] = {}
-    markers: dict[str, str] = {}
+    markers: dict[str, list[str]] = {}
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in lines[1:]:
@@ -84,15 +97,16 @@ def parse_agent_output(text: str) -> AgentOutput:
             current = files.setdefault(line[len("@@file "):], [])
         elif line.startswith("@@"):
             name, _, value = line[2:].partition(" ")
-            markers[name] = value.strip()
+            markers.setdefault(name, []).append(value.strip())
             current = None
         elif current is not None:
             current.append(line)
     return AgentOutput(
         version=version,
         files={path: _joined(body) for path, body in files.items()},
-        markers=markers,
+        markers={name: values[-1] for name, values in markers.items()},
         sections={name: _joined(body) for name, body in sections.items()},
+        repeated={name: tuple(values) for name, values in markers.items()},
     )
 
 
@@ -113,23 +127,99 @@ def write_tree(files: dict[str, str], root: Path) -> Path:
     return root
 
 
+def _reading(sensor: str, rest: str) -> float | None:
+    """A trace line's value: a sysfs file's number, or the last number the power command
+    printed (as the Python agent reads an external meter)."""
+    if sensor == EXTERNAL_SERIES:
+        numbers = _NUMBER.findall(rest)
+        return float(numbers[-1]) if numbers else None
+    try:
+        return float(rest) if len(rest.split()) == 1 else None
+    except ValueError:
+        return None
+
+
+def _unit(sensor: str) -> str:
+    return "W" if sensor == EXTERNAL_SERIES else unit_of(sensor)
+
+
 def parse_trace(text: str, interval_s: float) -> Telemetry:
-    """``T PATH VALUE`` lines into one series per sensor; lines that are not numbers (a
-    sensor that answered garbage, a line cut by the kill) are dropped."""
+    """``T PATH VALUE`` (and ``T external OUTPUT``) lines into one series per sensor; lines
+    that are not numbers (a sensor that answered garbage, a line cut by the kill) are
+    dropped."""
     points: dict[str, tuple[list[float], list[float]]] = {}
     for line in text.splitlines():
-        parts = line.split()
+        parts = line.split(None, 2)
         if len(parts) != 3:
             continue
         try:
-            t_s, value = float(parts[0]), float(parts[2])
+            t_s = float(parts[0])
         except ValueError:
+            continue
+        value = _reading(parts[1], parts[2])
+        if value is None:
             continue
         times, values = points.setdefault(parts[1], ([], []))
         times.append(t_s)
         values.append(value)
     series = tuple(
-        Series(sensor, unit_of(sensor), tuple(times), tuple(values))
+        Series(sensor, _unit(sensor), tuple(times), tuple(values))
         for sensor, (times, values) in sorted(points.items())
     )
     return Telemetry(interval_s, series)
+
+
+def _pin_files(domain: DomainState) -> tuple[tuple[str, str], int]:
+    """The limit files of a domain and the sysfs value per kHz (cpufreq: kHz, devfreq: Hz)."""
+    return (CPUFREQ_FILES, 1) if domain.cpus else (DEVFREQ_FILES, 1000)
+
+
+def pin_arguments(files: dict[str, str], sysfs_root: str, pins: dict[str, int]) -> list[str]:
+    """``--pin NAME DIR MIN_FILE MAX_FILE VALUE`` for each domain -> kHz in ``pins``, found in
+    what ``dvfs`` dumped (the same reader as the Python agent's); ``SettingsError`` for a
+    domain or a level the device does not have."""
+    with tempfile.TemporaryDirectory(prefix="hilbench-sh-dvfs-") as folder:
+        tree = write_tree(files, Path(folder))
+        domains = {domain.name: (domain, path.relative_to(tree).as_posix())
+                   for domain, path in dvfs_directories(tree)}
+    arguments: list[str] = []
+    for name, khz in pins.items():
+        if name not in domains:
+            raise SettingsError(f"no DVFS domain {name!r} the sh agent can pin on this device; "
+                                f"it has {', '.join(domains) or 'none'}")
+        domain, relative = domains[name]
+        if domain.available_khz and khz not in domain.available_khz:
+            raise SettingsError(f"{name} has no level {khz} kHz; its levels: "
+                                f"{', '.join(str(f) for f in domain.available_khz)}")
+        (low, high), unit = _pin_files(domain)
+        arguments += ["--pin", name, posixpath.join(sysfs_root, relative), low, high,
+                      str(khz * unit)]
+    return arguments
+
+
+def power_arguments(command: str | None) -> list[str]:
+    """``--power-command N WORD...``: the device's power command as words (never one string
+    for a shell), run by the agent's sampler."""
+    if not command:
+        return []
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise DeviceError(f"--power-command {command!r}: {exc}") from exc
+    if not words:
+        raise DeviceError("--power-command is empty")
+    return ["--power-command", str(len(words)), *words]
+
+
+def pin_notes(output: AgentOutput) -> list[str]:
+    """What the agent could not pin, or put back, in the words of the Python agent's notes."""
+    notes = []
+    for marker in output.all_markers("dvfs-not-pinned"):
+        name, _, why = marker.partition(" ")
+        hint = "" if why.startswith("the kernel kept") else "; pinning needs root"
+        notes.append(f"DVFS: {name} not pinned ({why}{hint}): the frequencies observed are "
+                     "recorded instead")
+    for marker in output.all_markers("dvfs-not-restored"):
+        name, _, why = marker.partition(" ")
+        notes.append(f"DVFS: {name} not restored ({why}): its limits stay as the run set them")
+    return notes

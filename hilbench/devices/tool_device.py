@@ -14,7 +14,12 @@ from hilbench.agents.metering import ENERGY_FIGURES
 from hilbench.agents.parsers.report import ToolReport
 from hilbench.agents.sysfs import probe, read_dvfs
 from hilbench.core.dvfs import DvfsState
-from hilbench.core.errors import AgentError, DeviceError, UnsupportedFormatError
+from hilbench.core.errors import (
+    AgentError,
+    DeviceError,
+    SettingsError,
+    UnsupportedFormatError,
+)
 from hilbench.core.measurement import Environment, Measurement
 from hilbench.core.records import DeviceRecord, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
@@ -24,6 +29,9 @@ from hilbench.devices.sh_agent import (
     AgentOutput,
     parse_agent_output,
     parse_trace,
+    pin_arguments,
+    pin_notes,
+    power_arguments,
     sh_agent_name,
     sh_agent_script,
     timed_lines,
@@ -89,18 +97,19 @@ class ToolDevice:
     def run_model(self, job_id: str, model: ModelRecord, settings: BenchmarkSettings,
                   progress: ProgressCallback, dvfs_pin: dict[str, int] | None = None
                   ) -> Measurement:
-        if dvfs_pin:
-            raise AgentError(f"{self.name}: the sh agent does not pin DVFS levels; run without "
-                             "--dvfs (its runs record the frequencies observed)")
+        """Run the tool once, at ``dvfs_pin``'s levels (the agent pins them and puts back
+        what it found, whatever happens)."""
         if model.format != self.tool.model_format:
             raise UnsupportedFormatError(f"{self.name}: {self.tool.name} runs "
                                          f".{self.tool.model_format} models, not {model.name}")
         started = time.time()
         progress("load", 0.0)
         argv = self.tool.argv(self.tool_path, self.folder.model_path(model), settings)
+        options = [*self._pins(dvfs_pin or {}),
+                   *power_arguments(self.record.transport.get("power_command"))]
         progress("run", 0.0)
         output = self._agent(["run", self.sysfs_root, f"{settings.sample_interval_s:g}",
-                              f"{settings.idle_power_s:g}", "--", *argv],
+                              f"{settings.idle_power_s:g}", *options, "--", *argv],
                              2 * settings.max_duration_s + LOAD_ALLOWANCE_S)
         lines = timed_lines(output.sections.get("tool", ""))
         text = "\n".join(line.text for line in lines)
@@ -113,6 +122,16 @@ class ToolDevice:
         return self._measurement(model, settings, report, output, started,
                                  timed_window(self.tool.name, lines))
 
+    def _pins(self, dvfs_pin: dict[str, int]) -> list[str]:
+        """The agent's ``--pin`` arguments, from the domains the device has now."""
+        if not dvfs_pin:
+            return []
+        output = self._agent(["dvfs", self.sysfs_root], PROBE_TIMEOUT_S)
+        try:
+            return pin_arguments(output.files, self.sysfs_root, dvfs_pin)
+        except SettingsError as exc:
+            raise SettingsError(f"{self.name}: {exc}") from exc
+
     def _measurement(self, model: ModelRecord, settings: BenchmarkSettings, report: ToolReport,
                      output: AgentOutput, started: float,
                      window: tuple[float, float] | None) -> Measurement:
@@ -122,6 +141,7 @@ class ToolDevice:
                             window_end_s=window[1] if window else None)
         energy, notes = tool_energy(telemetry, output.files, window, _idle(output),
                                     summary.count)
+        notes += pin_notes(output)
         missing = unavailable(report, summary)
         if energy is None:
             missing += ENERGY_FIGURES

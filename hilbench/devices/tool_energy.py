@@ -3,8 +3,9 @@
 The timed runs' window comes from the tool's own timestamped output: ``benchmark_model``
 prints "Running benchmark for at least ..." right before its timed runs and their
 ``count=`` line right after; ``onnxruntime_perf_test`` prints everything at the end, with
-"Total inference run time". Power comes from the battery (current x voltage), RAPL counters
-or hwmon power inputs in the trace, most trustworthy first."""
+"Total inference run time". Power comes from the trace's most trustworthy whole-device
+sensor, in the Python agent's order: the external meter (``--power-command``, watts), the
+battery (current x voltage), RAPL counters, then hwmon power inputs."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from hilbench.agents.parsers.report import NUMBER, strip_log_prefix
 from hilbench.agents.power import battery_units
 from hilbench.core.energy import EnergyReport, counter_energy_j, mean_power_w, trace_energy_j
 from hilbench.core.telemetry import Series, Telemetry
-from hilbench.devices.sh_agent import TimedLine
+from hilbench.devices.sh_agent import EXTERNAL_SERIES, TimedLine
 
 Points = list[tuple[float, float]]
 MIN_SAMPLES_PER_WINDOW = 3
 _RUN_TIME = re.compile(rf"Total inference run time:\s*({NUMBER})\s*s")
+_TRUST = ("external", "battery:", "rapl:", "hwmon:")  # the most trustworthy first
 
 
 @dataclass(frozen=True)
@@ -74,24 +76,33 @@ def _battery(telemetry: Telemetry, current: Series) -> PowerTrace | None:
     return PowerTrace(name, "power", points) if points else None
 
 
+def _trace(series: Series, telemetry: Telemetry, files: dict[str, str]) -> PowerTrace | None:
+    sensor = series.sensor
+    if sensor == EXTERNAL_SERIES:
+        return PowerTrace(EXTERNAL_SERIES, "power", _points(series))
+    if sensor.endswith("/current_now"):
+        supply = sensor.rsplit("/", 1)[0]
+        if files.get(f"{supply}/type", "").strip() == "Battery":
+            return _battery(telemetry, series)
+    elif sensor.endswith("/energy_uj"):
+        wrap = files.get(sensor.replace("energy_uj", "max_energy_range_uj"), "").strip()
+        return PowerTrace("rapl:" + sensor.split("/")[-2], "energy",
+                          [(t, v / 1e6) for t, v in _points(series)],
+                          float(wrap) / 1e6 if wrap.isdigit() else None)
+    elif "/hwmon/" in sensor and sensor.endswith("_input"):
+        return PowerTrace("hwmon:" + "/".join(sensor.split("/")[-2:]), "power",
+                          [(t, v / 1e6) for t, v in _points(series)])
+    return None
+
+
+def _trust(trace: PowerTrace) -> int:
+    return next(i for i, prefix in enumerate(_TRUST) if trace.name.startswith(prefix))
+
+
 def power_traces(telemetry: Telemetry, files: dict[str, str]) -> list[PowerTrace]:
-    traces: list[PowerTrace] = []
-    for series in telemetry.series:
-        sensor = series.sensor
-        if sensor.endswith("/current_now"):
-            supply = sensor.rsplit("/", 1)[0]
-            if files.get(f"{supply}/type", "").strip() == "Battery":
-                trace = _battery(telemetry, series)
-                traces += [trace] if trace else []
-        elif sensor.endswith("/energy_uj"):
-            wrap = files.get(sensor.replace("energy_uj", "max_energy_range_uj"), "").strip()
-            traces.append(PowerTrace("rapl:" + sensor.split("/")[-2], "energy",
-                                     [(t, v / 1e6) for t, v in _points(series)],
-                                     float(wrap) / 1e6 if wrap.isdigit() else None))
-        elif "/hwmon/" in sensor and sensor.endswith("_input"):
-            traces.append(PowerTrace("hwmon:" + "/".join(sensor.split("/")[-2:]), "power",
-                                     [(t, v / 1e6) for t, v in _points(series)]))
-    return traces
+    """Every power sensor in the trace, the most trustworthy first."""
+    traces = [_trace(series, telemetry, files) for series in telemetry.series]
+    return sorted((trace for trace in traces if trace is not None), key=_trust)
 
 
 def charging(files: dict[str, str]) -> str | None:
@@ -102,21 +113,30 @@ def charging(files: dict[str, str]) -> str | None:
     return None
 
 
+def _usable(telemetry: Telemetry, files: dict[str, str]) -> tuple[list[PowerTrace], list[str]]:
+    """The power traces energy may come from, and why the others may not: a charging
+    battery says nothing (an external meter still does)."""
+    traces = power_traces(telemetry, files)
+    if not traces:
+        return [], ["energy: no power sensor found on the device"]
+    refused = charging(files)
+    if refused is None:
+        return traces, []
+    return [trace for trace in traces if not trace.name.startswith("battery:")], [refused]
+
+
 def tool_energy(telemetry: Telemetry, files: dict[str, str], window: tuple[float, float] | None,
                 idle: tuple[float, float] | None, inferences: int
                 ) -> tuple[EnergyReport | None, list[str]]:
-    traces = power_traces(telemetry, files)
+    traces, notes = _usable(telemetry, files)
     if not traces:
-        return None, ["energy: no power sensor found on the device"]
-    refused = charging(files)
-    if refused:
-        return None, [refused]
+        return None, notes
     if window is None:
-        return None, ["energy: the tool's output did not say when its timed runs ran"]
+        return None, [*notes, "energy: the tool's output did not say when its timed runs ran"]
     start, end = window
     if end - start < MIN_SAMPLES_PER_WINDOW * telemetry.interval_s:
-        return None, [f"energy: the timed runs took {end - start:.2g} s, too short for "
-                      f"{telemetry.interval_s:g} s samples (raise --min-time)"]
+        return None, [*notes, f"energy: the timed runs took {end - start:.2g} s, too short "
+                      f"for {telemetry.interval_s:g} s samples (raise --min-time)"]
     for trace in traces:
         energy = (counter_energy_j(trace.points, start, end, trace.wrap_j)
                   if trace.kind == "energy" else trace_energy_j(trace.points, start, end))
@@ -124,5 +144,5 @@ def tool_energy(telemetry: Telemetry, files: dict[str, str], window: tuple[float
             continue
         idle_w = mean_power_w(trace.points, *idle, trace.kind) if idle else None
         method = "counter" if trace.kind == "energy" else "power trace"
-        return EnergyReport(trace.name, method, end - start, inferences, energy, idle_w), []
-    return None, ["energy: no power readings around the timed runs"]
+        return EnergyReport(trace.name, method, end - start, inferences, energy, idle_w), notes
+    return None, [*notes, "energy: no power readings around the timed runs"]
