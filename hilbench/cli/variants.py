@@ -47,12 +47,22 @@ def _block(text: str) -> tuple[int, int]:
         raise CompressionError(f"--block {text!r}: use ROWSxCOLS, e.g. 16x16") from None
 
 
-def _base_record(store: Store, path: Path) -> ModelRecord:
+def base_record(store: Store, path: Path) -> ModelRecord:
     if path.suffix.lower() != ".onnx":
         raise ModelError(f"bench compress works on ONNX models, not {path.name}")
     record = ModelRecord.from_file(path)
     store.add_model(record)
     return record
+
+
+def record_variants(store: Store, base: ModelRecord, base_path: Path,
+                    variants: list[Variant]) -> dict[Path, ModelRecord]:
+    """Store every variant with its parent's sha256; returns the records by file."""
+    records: dict[Path, ModelRecord] = {base_path: base}
+    for variant in variants:  # parents come before their children
+        records[variant.path] = variant_record(variant, records[variant.parent].sha256)
+        add_variant(store, records[variant.path])
+    return records
 
 
 def _variant_rows(variants: list[Variant], records: dict[Path, ModelRecord]
@@ -100,12 +110,9 @@ def compress_command(
     options = BuildOptions(_block(block), column_ratio,
                            load_dataset(calibration) if calibration else None)
     with open_store(store) as opened:
-        base = _base_record(opened, model)
+        base = base_record(opened, model)
         variants = build_variants(model, chains, out_dir, options)
-        records: dict[Path, ModelRecord] = {model: base}
-        for variant in variants:  # parents come before their children
-            records[variant.path] = variant_record(variant, records[variant.parent].sha256)
-            add_variant(opened, records[variant.path])
+        records = record_variants(opened, base, model, variants)
     rows = _variant_rows(variants, records)
     if json_output:
         print_json(rows)

@@ -105,7 +105,9 @@ def parse_steps(method: str, values: str, allowed: Sequence[str]) -> list[Step]:
 
 def plan_chains(prune: Sequence[Sequence[Step]], sparsify: Sequence[Step],
                 quantize: Sequence[str]) -> list[tuple[Step, ...]]:
-    """Every chain of the grid, including the prefixes (each one a variant), in order."""
+    """Every chain of the grid, including the prefixes (each one a variant), in order. A
+    ratio of 0 in a sweep stands for the model without that step (``ffn=0,0.5`` with
+    ``int8``: ffn50, ffn50-int8 and the base's int8)."""
     for method in quantize:
         if method not in QUANTIZE_METHODS:
             raise CompressionError(f"unknown quantization {method!r}; choose one of "
@@ -114,8 +116,8 @@ def plan_chains(prune: Sequence[Sequence[Step]], sparsify: Sequence[Step],
     chains: dict[tuple[Step, ...], None] = {}
     for pruned in itertools.product(*prune):
         for sparse in sparse_options:
-            chain = (*pruned, *sparse)
-            for length in range(1, len(chain) + 1):
+            chain = tuple(step for step in (*pruned, *sparse) if step.value != 0)  # 0: none
+            for length in range(1, len(chain) + 1):  # an empty chain is the base itself
                 chains[chain[:length]] = None
             for method in quantize:
                 chains[(*chain, Step(method))] = None
