@@ -361,7 +361,9 @@ def test_refusals_name_the_op(tmp_path: Path, bert: onnx.ModelProto) -> None:
     linear = onnx.load(str(modelfiles.ffn(tmp_path / "linear.onnx", "none")))
     with pytest.raises(CompressionError, match=r"stopped at MatMul 'fc2': no activation"):
         prune_ffn(linear, 0.5)
-    with pytest.raises(CompressionError, match=r"MatMul 'fc1'.*weight 'w1' is not an init"):
+    with pytest.raises(
+        CompressionError, match=r"MatMul 'fc1'.*weight 'w1' is a graph input, not an initializer"
+    ):
         prune_ffn(_weights_as_inputs(tmp_path), 0.5)
     mlp = onnx.load(str(modelfiles.mlp(tmp_path / "mlp.onnx")))
     with pytest.raises(CompressionError, match="no attention block found; the graph has no Soft"):
@@ -524,3 +526,35 @@ def test_measure_sparsity_counts_zeros_of_any_variant(bert: onnx.ModelProto) -> 
     assert by_name["pooler.dense.weight"].op_type == "MatMul"
     assert stats.fraction == pytest.approx(by_name["pooler.dense.weight"].zeros / base.size)
     assert stats.to_dict()["tensors"][0]["name"] == base.tensors[0].name
+
+
+def test_shared_weights_are_not_pruned() -> None:
+    rng = numpy.random.default_rng(5)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h1"], name="fc1"),
+            helper.make_node("Relu", ["h1"], ["a1"], name="relu1"),
+            helper.make_node("MatMul", ["a1", "w2"], ["o1"], name="fc2"),
+            helper.make_node("MatMul", ["o1", "w1"], ["h2"], name="fc1_again"),
+            helper.make_node("Relu", ["h2"], ["a2"], name="relu2"),
+            helper.make_node("MatMul", ["a2", "w2"], ["y"], name="fc2_again"),
+        ],
+        "tied",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        [
+            numpy_helper.from_array(rng.standard_normal((8, 16)).astype(numpy.float32), "w1"),
+            numpy_helper.from_array(rng.standard_normal((16, 8)).astype(numpy.float32), "w2"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(CompressionError, match=r"weight 'w\d' is shared with MatMul"):
+        prune_ffn(model, 0.5)
+    sparse = block_sparsify(model, 0.5, block=4)  # zeros suit every user of a tied weight
+    assert mismatches(sparse.model, sparse.description) == ()
+
+
+def test_pruning_drops_a_sparsity_layout_it_would_make_stale(bert: onnx.ModelProto) -> None:
+    sparse = block_sparsify(bert, 0.5).model
+    assert read_sparsity(sparse) is not None
+    assert read_sparsity(prune_ffn(sparse, 0.5).model) is None

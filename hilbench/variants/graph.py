@@ -43,6 +43,17 @@ class Unmatched(Exception):
         self.depth = depth
 
 
+def weight_origin(index: GraphIndex, name: str) -> str:
+    """``weight 'w' is ...``: why a weight is not a constant (a graph input, computed by an op,
+    or absent)."""
+    if name in index.inputs:
+        return f"weight '{name}' is a graph input, not an initializer"
+    producer = index.producer.get(name)
+    if producer is not None:
+        return f"weight '{name}' is computed by {describe(producer)}, not an initializer"
+    return f"weight '{name}' is not an initializer"
+
+
 def describe(node: onnx.NodeProto) -> str:
     """``MatMul 'name'``: the op type and the node name (its first output when unnamed)."""
     name = node.name or (node.output[0] if node.output else "?")
@@ -98,6 +109,8 @@ class GraphIndex:
         self.outputs = {value.name for value in graph.output}
         self.inputs = {value.name for value in graph.input} - set(self.initializers)
         self._names = set(self.producer) | set(self.initializers) | {v.name for v in graph.input}
+        # IR < 4 models list every initializer among the graph inputs too; new ones must follow
+        self._legacy = any(v.name in self.initializers for v in graph.input)
         self.orphans: set[str] = set()
 
     # -- reading ---------------------------------------------------------------------------
@@ -162,11 +175,20 @@ class GraphIndex:
         tensor = numpy_helper.from_array(numpy.ascontiguousarray(values), new_name)
         self.graph.initializer.append(tensor)
         self.initializers[new_name] = self.graph.initializer[-1]
+        if self._legacy:
+            self.graph.input.append(
+                helper.make_tensor_value_info(new_name, tensor.data_type, list(values.shape))
+            )
         node.input[index] = new_name
         self.consumers[name].remove(node)
         self.consumers.setdefault(new_name, []).append(node)
         if not self.consumers[name]:
             self.orphans.add(name)
+
+    def overwrite(self, name: str, values: Array) -> None:
+        """Replace initializer ``name`` in place for all its users (same name; used to write
+        zeros, which suit every user of a tied weight)."""
+        self._replace_initializer(name, values)
 
     def _replace_initializer(self, name: str, values: Array) -> None:
         tensor = numpy_helper.from_array(numpy.ascontiguousarray(values), name)
@@ -194,6 +216,9 @@ class GraphIndex:
         if len(kept) != len(self.graph.initializer):
             self.graph.ClearField("initializer")
             self.graph.initializer.extend(kept)
+            inputs = [v for v in self.graph.input if v.name not in dead]
+            self.graph.ClearField("input")
+            self.graph.input.extend(inputs)
         nodes = [
             n
             for n in self.graph.node
@@ -267,7 +292,9 @@ class Linear:
 LINEAR_OPS = ("MatMul", "Gemm")
 
 
-def require_unshared(index: GraphIndex, node: onnx.NodeProto, position: int) -> None:
+def require_unshared(
+    index: GraphIndex, node: onnx.NodeProto, position: int, depth: int = 0
+) -> None:
     """``Unmatched`` when input ``position`` of ``node`` (a weight) is also read elsewhere:
     slicing it for one user would either break the others or silently un-share (and so
     multiply) the weight."""
@@ -275,7 +302,7 @@ def require_unshared(index: GraphIndex, node: onnx.NodeProto, position: int) -> 
     others = [user for user in index.users(name) if user is not node]
     if others or name in index.outputs:
         where = describe(others[0]) if others else "a graph output"
-        raise Unmatched(describe(node), f"its weight '{name}' is shared with {where}")
+        raise Unmatched(describe(node), f"its weight '{name}' is shared with {where}", depth)
 
 
 def linear_at(index: GraphIndex, node: onnx.NodeProto, data: str | None = None) -> Linear:
@@ -289,7 +316,7 @@ def linear_at(index: GraphIndex, node: onnx.NodeProto, data: str | None = None) 
     weight_name = node.input[1]
     weight = index.float_constant(weight_name)
     if weight is None:
-        raise Unmatched(where, f"its weight '{weight_name}' is not an initializer")
+        raise Unmatched(where, f"its {weight_origin(index, weight_name)}")
     if weight.ndim != 2:
         raise Unmatched(
             where, f"its weight '{weight_name}' has shape {list(weight.shape)}, not 2-D"

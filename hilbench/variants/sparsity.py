@@ -38,6 +38,7 @@ from hilbench.variants.graph import (
     GraphIndex,
     copy_model,
     describe,
+    weight_origin,
 )
 
 SPARSITY_METADATA_KEY = "hilbench.sparsity"
@@ -152,9 +153,8 @@ class PatternLayout:
     def element_mask(self) -> Array:
         """Boolean mask of the weight's shape: True where a nonzero is allowed."""
         size = self.kernel[0] * self.kernel[1]
-        table = numpy.zeros((len(self.patterns) + 1, size), dtype=bool)
-        for number, bits in enumerate(self.patterns):
-            table[number] = [(bits >> position) & 1 for position in range(size)]
+        codes = numpy.array([*self.patterns, 0], dtype=numpy.int64)  # last row: all zero
+        table: Array = (codes[:, None] >> numpy.arange(size)) & 1 == 1
         ids = self.ids().astype(numpy.int64)
         ids[ids == REMOVED_KERNEL] = len(self.patterns)  # the all-zero row
         return table[ids].reshape(self.shape)
@@ -453,7 +453,7 @@ def _nothing_found(index: GraphIndex, first_miss: str | None, conv_only: bool) -
 
 def _refusal(index: GraphIndex, node: onnx.NodeProto, name: str, value: Array | None) -> str | None:
     if value is None or name not in index.initializers or name in index.inputs:
-        return f"whose weight '{name}' is not an initializer"
+        return f"whose {weight_origin(index, name)}"
     if node.op_type in LINEAR_OPS and value.ndim != 2:
         return f"whose weight '{name}' is not a matrix"
     if node.op_type == "Conv" and value.ndim < 3:
@@ -506,34 +506,51 @@ class SparsifyResult:
 # block and hierarchical sparsity
 
 
-def _tiles(view: Array, block: tuple[int, int]) -> Array:
-    """``view`` zero-padded to whole blocks, as ``[grid rows, height, grid cols, width]``."""
-    rows, cols = view.shape
+def _padded(squares: Array, block: tuple[int, int]) -> Array:
+    """``squares`` zero-padded to whole blocks (a view of it when already whole)."""
+    rows, cols = squares.shape
     height, width = block
-    grid = (-(-rows // height), -(-cols // width))
-    padded = numpy.zeros((grid[0] * height, grid[1] * width), dtype=numpy.float64)
-    padded[:rows, :cols] = view
-    return padded.reshape(grid[0], height, grid[1], width)
+    full = (-(-rows // height) * height, -(-cols // width) * width)
+    if full == squares.shape:
+        return squares
+    padded = numpy.zeros(full, dtype=squares.dtype)
+    padded[:rows, :cols] = squares
+    return padded
 
 
-def _block_keep(view: Array, block: tuple[int, int], ratio: float) -> Array:
+def _column_sums(squares: Array, block: tuple[int, int]) -> Array:
+    """Per block, the sum of each of its columns: ``[grid rows, grid cols, block cols]``."""
+    padded = _padded(squares, block)
+    height, width = block
+    grid = (padded.shape[0] // height, padded.shape[1] // width)
+    sums: Array = padded.reshape(grid[0], height, -1).sum(axis=1, dtype=numpy.float64)
+    return sums.reshape(grid[0], grid[1], width)
+
+
+def _edge_counts(size: int, step: int) -> Array:
+    """Elements per block along one axis (the last block may be partial)."""
+    counts: Array = numpy.minimum(step, size - numpy.arange(0, size, step))
+    return counts
+
+
+def _block_keep(squares: Array, block: tuple[int, int], ratio: float) -> Array:
     """Kept-block grid: the ``ratio`` of blocks with the lowest RMS are dropped (edge blocks
     are judged on their real elements only)."""
-    tiles = _tiles(view, block)
-    counts = _tiles(numpy.ones_like(view), block).sum(axis=(1, 3))
-    rms = numpy.sqrt((tiles * tiles).sum(axis=(1, 3)) / counts)
+    sums = _column_sums(squares, block).sum(axis=2)
+    counts = numpy.outer(
+        _edge_counts(squares.shape[0], block[0]), _edge_counts(squares.shape[1], block[1])
+    )
+    rms = numpy.sqrt(sums / counts)
     keep = numpy.ones(rms.size, dtype=bool)
     keep[numpy.argsort(rms.ravel(), kind="stable")[: round(ratio * rms.size)]] = False
     return keep.reshape(rms.shape)
 
 
-def _column_keep(view: Array, block: tuple[int, int], blocks: Array, ratio: float) -> Array:
+def _column_keep(squares: Array, block: tuple[int, int], blocks: Array, ratio: float) -> Array:
     """Per kept block (row-major), which of its ``block[1]`` columns stay: the same number in
     every block, the columns with the highest L2 norm."""
-    tiles = _tiles(view, block)
-    norms = numpy.sqrt((tiles * tiles).sum(axis=1))[blocks]  # [kept blocks, width]
-    width = block[1]
-    keep = max(1, round(width * (1.0 - ratio)))
+    norms = _column_sums(squares, block)[blocks]  # [kept blocks, width], squared norms
+    keep = max(1, round(block[1] * (1.0 - ratio)))
     order = numpy.argsort(-norms, axis=1, kind="stable")[:, :keep]
     columns = numpy.zeros_like(norms, dtype=bool)
     numpy.put_along_axis(columns, order, True, axis=1)
@@ -575,9 +592,10 @@ def _apply_blocks(
     column_ratio: float | None,
 ) -> BlockLayout:
     """Zero one weight in place and return its layout."""
-    view = weight.value.reshape(weight.view_shape).astype(numpy.float64)
-    blocks = _block_keep(view, block, ratio)
-    columns = None if column_ratio is None else _column_keep(view, block, blocks, column_ratio)
+    view = weight.value.reshape(weight.view_shape).astype(numpy.float32, copy=False)
+    squares = numpy.square(view)
+    blocks = _block_keep(squares, block, ratio)
+    columns = None if column_ratio is None else _column_keep(squares, block, blocks, column_ratio)
     layout = BlockLayout(
         weight=weight.name,
         node=weight.node.name or weight.node.output[0],
@@ -591,7 +609,7 @@ def _apply_blocks(
         zeros=0.0,
     )
     values = numpy.where(layout.element_mask(), weight.value, 0).astype(weight.value.dtype)
-    index.set_input(weight.node, 1, values, "_sparse")
+    index.overwrite(weight.name, values)
     return replace(layout, zeros=_zero_fraction(values))
 
 
@@ -665,18 +683,27 @@ def _check_pattern_args(patterns: int, entries: int, connectivity: float, method
     _unit_ratio(connectivity, method, "connectivity")
 
 
+_POSITION_BITS = 1 << numpy.arange(9)
+
+
 def _pattern_set(energy: Array, alive: Array, entries: int, count: int) -> Array:
-    """The ``count`` most frequent top-``entries`` shapes among live kernels, as a boolean
-    ``[patterns, 9]`` table (ties: the shape keeping more energy overall)."""
+    """The ``count`` most frequent top-``entries`` shapes among live kernels, as 9-bit codes
+    (bit ``i`` = kernel position ``i``; ties: the shape keeping more energy overall)."""
     live = energy[alive] if alive.any() else energy
     top = numpy.argpartition(-live, entries - 1, axis=1)[:, :entries]
     natural = numpy.zeros_like(live, dtype=bool)
     numpy.put_along_axis(natural, top, True, axis=1)
-    shapes, inverse, counts = numpy.unique(natural, axis=0, return_inverse=True, return_counts=True)
-    kept = (live * natural).sum(axis=1)
-    total = numpy.bincount(inverse.ravel(), weights=kept, minlength=len(shapes))
-    order = numpy.lexsort((-total, -counts))[:count]
-    table: Array = shapes[order]
+    codes = natural @ _POSITION_BITS
+    counts = numpy.bincount(codes, minlength=512)
+    kept = numpy.bincount(codes, weights=(live * natural).sum(axis=1), minlength=512)
+    order = numpy.lexsort((-kept, -counts))[: min(count, int(numpy.count_nonzero(counts)))]
+    chosen: Array = order.astype(numpy.int64)
+    return chosen
+
+
+def _code_table(codes: Array) -> Array:
+    """9-bit codes as a boolean ``[codes, 9]`` table."""
+    table: Array = (codes[:, None] & _POSITION_BITS) != 0
     return table
 
 
@@ -689,18 +716,19 @@ def _apply_patterns(
     energy = kernels * kernels
     alive = numpy.ones(len(kernels), dtype=bool)
     alive[numpy.argsort(energy.sum(1), kind="stable")[: round(connectivity * len(kernels))]] = False
-    table = _pattern_set(energy, alive, entries, count)
+    codes = _pattern_set(energy, alive, entries, count)
+    table = _code_table(codes)
     ids = numpy.argmax(energy @ table.T.astype(numpy.float64), axis=1)
     mask = table[ids] & alive[:, None]
     values = numpy.where(mask.reshape(value.shape), value, 0).astype(value.dtype)
-    index.set_input(weight.node, 1, values, "_sparse")
+    index.overwrite(weight.name, values)
     return PatternLayout(
         weight=weight.name,
         node=weight.node.name or weight.node.output[0],
         op_type="Conv",
         shape=tuple(int(d) for d in value.shape),
         kernel=(3, 3),
-        patterns=tuple(int(sum(1 << i for i in range(9) if row[i])) for row in table),
+        patterns=tuple(int(code) for code in codes),
         pattern_ids=_pack_bytes(numpy.where(alive, ids, REMOVED_KERNEL)),
         zeros=_zero_fraction(values),
     )
