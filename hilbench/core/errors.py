@@ -84,3 +84,9 @@ class CommandTimeoutError(TransportError):
 
 class AgentError(HilbenchError):
     """The agent on a device failed or answered something that is not a valid result."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A library's error message as one line of at most 300 characters, for the user."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

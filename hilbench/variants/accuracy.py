@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy
 
-from hilbench.core.errors import DatasetError, ModelError, SettingsError
+from hilbench.agents.runners.onnx import ort_errors
+from hilbench.core.errors import DatasetError, ModelError, SettingsError, first_line
 from hilbench.core.records import AccuracyRecord
 from hilbench.variants.dataset import Dataset, InputSpec, check_inputs, fixed_batch_size
 from hilbench.variants.metrics import Metric, resolve_metrics
@@ -34,9 +35,6 @@ _ORT_TYPES = {
     "tensor(uint8)": "uint8",
     "tensor(bool)": "bool",
 }
-_ORT_ERROR_NAMES = ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError",
-                    "RuntimeException", "InvalidProtobuf", "ModelLoaded", "NotImplemented",
-                    "InvalidGraph", "EPFail")
 
 
 @dataclass(frozen=True)
@@ -178,19 +176,6 @@ def file_sha256(path: str | Path) -> str:
     except OSError as exc:
         raise ModelError(f"cannot read model {path}: {exc.strerror or exc}") from exc
     return digest.hexdigest()
-
-
-def ort_errors() -> tuple[type[Exception], ...]:
-    """onnxruntime's exception classes (they derive from Exception, not RuntimeError)."""
-    from onnxruntime.capi import onnxruntime_pybind11_state as state
-
-    found = tuple(getattr(state, name) for name in _ORT_ERROR_NAMES if hasattr(state, name))
-    return (*found, RuntimeError, ValueError)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _check_requirements(metrics: Sequence[Metric], dataset: Dataset,

@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 import numpy
 
-from hilbench.core.errors import DatasetError
+from hilbench.core.errors import DatasetError, first_line
 
 LABELS = "labels"
 Dim = int | str | None
@@ -208,7 +208,7 @@ def _read_npz(path: Path) -> dict[str, numpy.ndarray]:
                 member = f"array {key!r}"
                 arrays[key] = archive[key]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
-        raise DatasetError(f"cannot read dataset {path}: {member}: {_first_line(exc)}") from exc
+        raise DatasetError(f"cannot read dataset {path}: {member}: {first_line(exc)}") from exc
     for key, value in arrays.items():
         if not isinstance(value, numpy.ndarray):
             raise DatasetError(f"cannot read dataset {path}: member {key!r} is not an .npy array")
@@ -224,10 +224,6 @@ def _read_folder(path: Path) -> dict[str, numpy.ndarray]:
         try:
             arrays[file.stem] = numpy.load(file, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
-            raise DatasetError(f"cannot read dataset file {file}: {_first_line(exc)}") from exc
+            raise DatasetError(f"cannot read dataset file {file}: {first_line(exc)}") from exc
     return arrays
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from hilbench.core.errors import DatasetError, ModelError, SettingsError
+from hilbench.core.errors import DatasetError, ModelError, SettingsError, first_line
 
 MetricFunction = Callable[[numpy.ndarray, numpy.ndarray | None, numpy.ndarray | None], float]
 
@@ -148,7 +148,7 @@ def load_entry_point(spec: str) -> Metric:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise SettingsError(f"cannot import module {module_name!r} of custom metric {spec!r}: "
-                            f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                            f"{type(exc).__name__}: {first_line(exc)}") from exc
     function = getattr(module, attribute, None)
     if function is None:
         raise SettingsError(f"custom metric {spec!r}: module {module_name!r} has no "
@@ -182,7 +182,7 @@ def _call_custom(metric: Metric, outputs: numpy.ndarray, labels: numpy.ndarray |
         value = metric.function(outputs, labels, base_outputs)
     except Exception as exc:
         raise SettingsError(f"custom metric {metric.name} failed: {type(exc).__name__}: "
-                            f"{_first_line(exc)}") from exc
+                            f"{first_line(exc)}") from exc
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
@@ -232,7 +232,3 @@ def _paired(outputs: numpy.ndarray, base: numpy.ndarray,
                          f"the base model's {list(b.shape)}")
     return a, b
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

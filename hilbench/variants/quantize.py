@@ -29,8 +29,14 @@ from typing import Any
 import numpy
 import onnx
 
-from hilbench.core.errors import CompressionError, HilbenchError, ModelError, SettingsError
-from hilbench.variants.accuracy import first_line, open_session, session_inputs
+from hilbench.core.errors import (
+    CompressionError,
+    HilbenchError,
+    ModelError,
+    SettingsError,
+    first_line,
+)
+from hilbench.variants.accuracy import open_session, session_inputs
 from hilbench.variants.dataset import Dataset, check_inputs, fixed_batch_size
 
 ModelSource = onnx.ModelProto | str | Path

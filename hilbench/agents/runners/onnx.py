@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from hilbench.agents.runners.base import Dim, TensorSpec
-from hilbench.core.errors import ModelError
+from hilbench.core.errors import ModelError, first_line
 
 DEFAULT_DIMS_KEY = "hilbench.default_dims"
 
@@ -38,17 +38,13 @@ _ORT_ERROR_NAMES = (
 )
 
 
-def _ort_errors() -> tuple[type[Exception], ...]:
+def ort_errors() -> tuple[type[Exception], ...]:
     """onnxruntime's exception classes (they derive from Exception, not RuntimeError)."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
 
     found = tuple(getattr(state, name) for name in _ORT_ERROR_NAMES if hasattr(state, name))
     return (*found, RuntimeError, ValueError)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def parse_default_dims(text: str) -> dict[str, int]:
@@ -67,7 +63,7 @@ class OnnxModel:
     def __init__(self, session: Any, path: Path, threads: int | None) -> None:
         self._session = session
         self._path = path
-        self._errors = _ort_errors()
+        self._errors = ort_errors()
         self._threads = threads
         self._inputs = tuple(self._spec(path, arg) for arg in session.get_inputs())
         meta = session.get_modelmeta().custom_metadata_map
@@ -100,7 +96,7 @@ class OnnxModel:
         try:
             self._session.run(None, feeds)
         except self._errors as exc:
-            raise ModelError(f"{self._path.name}: inference failed: {_first_line(exc)}") from exc
+            raise ModelError(f"{self._path.name}: inference failed: {first_line(exc)}") from exc
 
 
 class OnnxRuntimeRunner:
@@ -133,7 +129,7 @@ class OnnxRuntimeRunner:
             session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=[execution_provider]
             )
-        except _ort_errors() as exc:
-            message = f"{path.name}: onnxruntime cannot load it: {_first_line(exc)}"
+        except ort_errors() as exc:
+            message = f"{path.name}: onnxruntime cannot load it: {first_line(exc)}"
             raise ModelError(message) from exc
         return OnnxModel(session, path, threads)
