@@ -95,9 +95,11 @@ class FrequencyPin:
             limits = self._pinned.pop()
             low, high = limits.saved
             try:
-                current_max = int((limits.directory / limits.files[1]).read_text().strip())
-                _write_limits(limits.directory, limits.files, low, high,
-                              int(high) > current_max)
+                current = tuple((limits.directory / name).read_text().strip()
+                                for name in limits.files)
+                if current != limits.saved:  # a write that failed may have changed nothing
+                    _write_limits(limits.directory, limits.files, low, high,
+                                  int(high) > int(current[1]))
             except (OSError, ValueError) as exc:
                 self.notes.append(f"DVFS: {limits.directory.name} not restored to {low}-{high}"
                                   f": {exc}")

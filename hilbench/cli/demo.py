@@ -68,13 +68,7 @@ def _family(store: Store, folder: Path) -> tuple[list[ModelRecord], dict[str, fl
         report = measure_accuracy(path, data, [FAMILY_METRIC])
         save_accuracy(store, accuracy_records(report, now))
         accuracy[record.sha256] = report.value(FAMILY_METRIC)
-    family = [checked_model(path, FAMILY_SETTINGS) for path in records]
-    return [replace_name(m, records) for m in family], accuracy
-
-
-def replace_name(model: ModelRecord, records: dict[Path, ModelRecord]) -> ModelRecord:
-    """The stored record (with its lineage) of a model file."""
-    return next((r for r in records.values() if r.sha256 == model.sha256), model)
+    return [checked_model(path, FAMILY_SETTINGS) for path in records], accuracy
 
 
 def _trade_off(rows: list[dict[str, Any]]) -> Table:

@@ -135,19 +135,19 @@ def _models_to_score(store: Store, models: list[Path], family_of: str | None
         store.add_model(record)
         chosen.append((path, None))
     if family_of is not None:
-        frame = store_models_named(store, family_of)
-        base_path = str(frame.path.iloc[0])
-        chosen += [(Path(p), base_path) for p in frame.path]
+        base_path, members = _family_named(store, family_of)
+        chosen += [(Path(p), base_path) for p in members.path]
     return chosen
 
 
-def store_models_named(store: Store, name: str) -> Any:
-    """The family of the stored model called ``name`` (or whose sha256 starts with it)."""
+def _family_named(store: Store, name: str) -> tuple[str, Any]:
+    """The file of the stored model called ``name`` (or whose sha256 starts with it), and
+    its family."""
     frame = models_frame(store)
     base = frame[(frame.name == name) | frame.sha256.str.startswith(name)]
     if base.empty:
         raise ModelError(f"no model {name!r} in the store; bench compress records a family")
-    return family(store, str(base.sha256.iloc[0]))
+    return str(base.path.iloc[0]), family(store, str(base.sha256.iloc[0]))
 
 
 def accuracy_command(
