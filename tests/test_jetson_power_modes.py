@@ -108,7 +108,9 @@ def test_bench_run_in_each_power_mode(tmp_path: Path) -> None:
     assert [row["power_mode"] for row in rows] == ["0 (15W)", "1 (10W)", "2 (7W)"]
     top = [row["frequencies_mhz"][f"/{CPU}/scaling_cur_freq"]["max"] for row in rows]
     assert top == [1510, 1344, 1036]  # the board ran at each mode's cap
-    assert rows[2]["mean_ms"] > rows[0]["mean_ms"] * 1.15  # 7W is slower
+    # 7W is slower: 1510/1036 MHz on the 70 % of the work that scales with frequency
+    # (the fastest run, least disturbed by whatever else this machine runs)
+    assert rows[2]["min_ms"] > rows[0]["min_ms"] * 1.15
     held = bench_json("run", "-m", str(MODEL), "-d", "emu-jetson", "--dvfs",
                       "nvpmodel=7w,jetson_clocks", "--threads", "1", "--min-time", "0.4s",
                       "--idle-time", "0s", store=store)
