@@ -114,10 +114,15 @@ def test_emulated_device_reads_its_sysfs_and_scales_with_frequency(
 
 def test_emulated_presets_differ_in_speed(tmp_path: Path, model: ModelRecord) -> None:
     settings = BenchmarkSettings(warmup_runs=2, min_runs=40, min_duration_s=0.0, threads=1)
-    phone = run(device(tmp_path, "p", preset="phone"), model, settings)
-    server = run(device(tmp_path, "s", preset="server"), model, settings)
+    phone, server = device(tmp_path, "p", preset="phone"), device(tmp_path, "s", preset="server")
+    # Twice each, alternating: a job of this shared machine's that ran slow (the host, not
+    # the model) only ever makes a figure larger, so the faster of the two is the one kept.
+    p50: dict[str, list[float]] = {"phone": [], "server": []}
+    for _ in range(2):
+        p50["phone"].append(run(phone, model, settings).summary.p50_ms)
+        p50["server"].append(run(server, model, settings).summary.p50_ms)
     # one thread each: the phone's big core is 3.0x, the server's core 0.9x a host core
-    ratio = phone.summary.p50_ms / server.summary.p50_ms
+    ratio = min(p50["phone"]) / min(p50["server"])
     assert 2.0 < ratio < 5.0
 
 
