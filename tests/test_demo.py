@@ -9,8 +9,7 @@ from tests.cli import bench, bench_json
 BUILTIN = ["emu-fpga", "emu-jetson", "emu-phone", "emu-server", "local"]
 
 
-FAMILY = ["digits-transformer", "digits-transformer-int8", "digits-transformer-ffn25",
-          "digits-transformer-ffn25-int8", "digits-transformer-ffn50",
+FAMILY = ["digits-transformer", "digits-transformer-int8", "digits-transformer-ffn50",
           "digits-transformer-ffn50-int8"]
 
 
@@ -40,7 +39,7 @@ def test_demo_registers_builtin_devices_and_benchmarks_the_shipped_model(tmp_pat
     assert "hilbench results" in again.stdout and "emu-phone" in again.stdout
     assert "digits family: accuracy and latency" in again.stdout
     assert [d["device"] for d in bench_json("devices", "list", store=store)] == BUILTIN
-    assert len(bench_json("profiles", "show", "--limit", "500", store=store)) == 2 * 5 * 7
+    assert len(bench_json("profiles", "show", "--limit", "500", store=store)) == 2 * 5 * 5
 
 
 def test_demo_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
@@ -52,4 +51,4 @@ def test_demo_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
     run_on_pg = bench("run", "-m", str(model), "-d", "kind=phone", "--min-runs", "5",
                       "--min-time", "0.05s", "--json", store=postgres_url)
     assert run_on_pg.returncode == 0, run_on_pg.stderr
-    assert len(bench_json("profiles", "show", "--limit", "500", store=postgres_url)) == 5 * 7 + 1
+    assert len(bench_json("profiles", "show", "--limit", "500", store=postgres_url)) == 5 * 5 + 1
