@@ -1,0 +1,1 @@
+"""Latency prediction: graph features, training, evaluation and prediction with uncertainty."""
