@@ -1,0 +1,166 @@
+"""Latency models on feature vectors: one device, and across devices with few-shot adaptation.
+
+Both learn log latency (errors are relative, and latencies span orders of magnitude) with
+scikit-learn's histogram gradient boosting, and give a prediction interval by split conformal
+calibration: a fifth of the training rows is held out, and the interval is the prediction
+times / divided by the held-out absolute log error's quantile at the asked coverage (with
+the finite-sample correction), so about that fraction of new points falls inside.
+
+``TransferModel`` is the cross-device model (in the spirit of HELP): a device is described by
+its own log latencies on a few fixed reference networks (a hardware embedding), the model
+learns ``log latency = f(network features, device embedding)`` from every known device, and a
+new device needs only the references plus a handful more measurements: the embedding comes
+from the references, and an affine correction in log space fitted on all of its measurements
+absorbs what the embedding does not say."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from hilbench.core.errors import SettingsError
+
+Array = numpy.ndarray
+DEFAULT_COVERAGE = 0.9
+CALIBRATION_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Median and interval per row, in milliseconds."""
+
+    median_ms: Array
+    lower_ms: Array
+    upper_ms: Array
+
+
+def _regressor(seed: int) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(max_iter=300, learning_rate=0.08, max_leaf_nodes=31,
+                                         min_samples_leaf=10, l2_regularization=1e-3,
+                                         random_state=seed)
+
+
+def _log(latency_ms: Array) -> Array:
+    values = numpy.asarray(latency_ms, dtype=float)
+    if values.size == 0 or not numpy.all(values > 0):
+        raise SettingsError("latencies to learn from must be positive milliseconds")
+    logged: Array = numpy.log(values)
+    return logged
+
+
+def conformal_width(residuals: Array, coverage: float) -> float:
+    """The absolute log error that ``coverage`` of new points stay within."""
+    if not 0.0 < coverage < 1.0:
+        raise SettingsError(f"coverage must be in (0, 1), not {coverage}")
+    count = residuals.size
+    level = min(1.0, numpy.ceil((count + 1) * coverage) / count)
+    return float(numpy.quantile(numpy.abs(residuals), level))
+
+
+def _split(count: int, seed: int) -> tuple[Array, Array]:
+    order = numpy.random.default_rng(seed).permutation(count)
+    held = max(1, round(count * CALIBRATION_SHARE))
+    return order[held:], order[:held]
+
+
+class LatencyModel:
+    """One device: log latency from network features, with a conformal interval."""
+
+    def __init__(self, coverage: float = DEFAULT_COVERAGE, seed: int = 0) -> None:
+        self.coverage = coverage
+        self.seed = seed
+        self._model = _regressor(seed)
+        self._width = 0.0
+
+    def fit(self, features: Array, latency_ms: Array) -> LatencyModel:
+        target = _log(latency_ms)
+        if len(target) < 10:
+            raise SettingsError(f"{len(target)} measurements are too few to train on (need 10)")
+        train, held = _split(len(target), self.seed)
+        self._model.fit(features[train], target[train])
+        self._width = conformal_width(target[held] - self._model.predict(features[held]),
+                                      self.coverage)
+        self._model.fit(features, target)  # every row for the point prediction
+        return self
+
+    def predict(self, features: Array) -> Predictions:
+        center = self._model.predict(features)
+        return Predictions(numpy.exp(center), numpy.exp(center - self._width),
+                           numpy.exp(center + self._width))
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """A device's measurements: row indices into the feature matrix, and latencies."""
+
+    rows: Array
+    latency_ms: Array
+
+
+class TransferModel:
+    """Across devices: ``fit`` on known devices, ``adapt`` a device from a few
+    measurements (the references among them), ``predict`` for any adapted device."""
+
+    def __init__(self, references: Sequence[int], coverage: float = DEFAULT_COVERAGE,
+                 seed: int = 0) -> None:
+        if len(references) < 2:
+            raise SettingsError("a hardware embedding needs at least 2 reference networks")
+        self.references = numpy.asarray(references)
+        self.coverage = coverage
+        self.seed = seed
+        self._model = _regressor(seed)
+        self._embeddings: dict[str, Array] = {}
+        self._corrections: dict[str, tuple[float, float, float]] = {}
+
+    def _embedding(self, data: DeviceData, device: str) -> Array:
+        by_row = dict(zip(data.rows.tolist(), _log(data.latency_ms).tolist(), strict=True))
+        missing = [int(r) for r in self.references if int(r) not in by_row]
+        if missing:
+            raise SettingsError(f"{device} lacks {len(missing)} reference measurements "
+                                f"(rows {missing[:5]}): measure the references first")
+        values = numpy.array([by_row[int(r)] for r in self.references])
+        centered: Array = values - values.mean()
+        return centered  # the shape of the device, its level is the correction
+
+    def _rows(self, features: Array, rows: Array, embedding: Array) -> Array:
+        return numpy.hstack([features[rows], numpy.tile(embedding, (len(rows), 1))])
+
+    def fit(self, features: Array, devices: Mapping[str, DeviceData]) -> TransferModel:
+        """Learn from every known device's measurements (each must include the references)."""
+        blocks, targets = [], []
+        for name, data in devices.items():
+            embedding = self._embedding(data, name)
+            level = _log(data.latency_ms).mean()
+            blocks.append(self._rows(features, data.rows, embedding))
+            targets.append(_log(data.latency_ms) - level)
+        self._model.fit(numpy.vstack(blocks), numpy.concatenate(targets))
+        return self
+
+    def adapt(self, device: str, features: Array, data: DeviceData) -> None:
+        """A device from its few measurements: embedding from the references, then an
+        affine correction in log space and a conformal width from leave-one-out residuals
+        of that correction (few points: the width is wide, as it should be)."""
+        embedding = self._embedding(data, device)
+        raw = self._model.predict(self._rows(features, data.rows, embedding))
+        target = _log(data.latency_ms)
+        slope, intercept = numpy.polyfit(raw, target, 1) if len(raw) >= 3 else (1.0, 0.0)
+        slope = float(numpy.clip(slope, 0.5, 2.0))
+        intercept = float(numpy.mean(target - slope * raw))
+        residuals = target - (slope * raw + intercept)
+        scale = len(raw) / max(1, len(raw) - 2)  # in-sample residuals understate the error
+        self._embeddings[device] = embedding
+        self._corrections[device] = (slope, intercept,
+                                     conformal_width(residuals * scale, self.coverage))
+
+    def predict(self, device: str, features: Array) -> Predictions:
+        if device not in self._corrections:
+            raise SettingsError(f"{device} is not adapted: measure its reference networks")
+        slope, intercept, width = self._corrections[device]
+        raw = self._model.predict(self._rows(features, numpy.arange(len(features)),
+                                             self._embeddings[device]))
+        center = slope * raw + intercept
+        return Predictions(numpy.exp(center), numpy.exp(center - width),
+                           numpy.exp(center + width))
