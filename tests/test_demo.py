@@ -31,15 +31,20 @@ def test_demo_registers_builtin_devices_and_benchmarks_the_shipped_model(tmp_pat
     assert all(r["input_shapes"] == {"pixels": [64, 8, 8]} for r in family)
     top1 = {r["model"]: r["accuracy"]["top1"] for r in family}
     assert top1["digits-transformer"] > 0.98 and top1["digits-transformer-ffn50"] > 0.95
-    p50 = {(r["device"], r["model"]): r["p50_ms"] for r in family}
-    assert p50[("emu-phone", "digits-transformer-ffn50")] < p50[("emu-phone",
-                                                               "digits-transformer")]
     again = bench("demo", "--variants-dir", variants, store=store)
     assert again.returncode == 0, again.stderr
     assert "hilbench results" in again.stdout and "emu-phone" in again.stdout
     assert "digits family: accuracy and latency" in again.stdout
     assert [d["device"] for d in bench_json("devices", "list", store=store)] == BUILTIN
-    assert len(bench_json("profiles", "show", "--limit", "500", store=store)) == 2 * 5 * 5
+    stored = bench_json("profiles", "show", "--limit", "500", store=store)
+    assert len(stored) == 2 * 5 * 5
+    # the pruned variant is faster on the phone: the faster of the two demos' runs of each
+    # (a slow job of this shared host only ever raises a figure)
+    p50: dict[str, float] = {}
+    for r in stored:
+        if r["device"] == "emu-phone":
+            p50[r["model"]] = min(p50.get(r["model"], float("inf")), r["p50_ms"])
+    assert p50["digits-transformer-ffn50"] < p50["digits-transformer"]
 
 
 def test_demo_on_postgresql(postgres_url: str, tmp_path: Path) -> None:

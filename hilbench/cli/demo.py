@@ -27,9 +27,6 @@ from hilbench.core.settings import BenchmarkSettings
 from hilbench.devices.registry import builtin_devices
 from hilbench.profiles.family import save_accuracy
 from hilbench.profiles.store import Store
-from hilbench.variants.accuracy import accuracy_records, measure_accuracy
-from hilbench.variants.build import PRUNE_METHODS, build_variants, parse_steps, plan_chains
-from hilbench.variants.dataset import load_dataset
 
 DEMO_MODEL = "tiny-bert.onnx"
 DEMO_FAMILY = "digits-transformer.onnx"
@@ -56,6 +53,10 @@ def _default_variants_dir() -> Path:
 
 def _family(store: Store, folder: Path) -> tuple[list[ModelRecord], dict[str, float]]:
     """The digits classifier and its variants (recorded), with their eval accuracy."""
+    from hilbench.variants.accuracy import accuracy_records, measure_accuracy
+    from hilbench.variants.build import PRUNE_METHODS, build_variants, parse_steps, plan_chains
+    from hilbench.variants.dataset import load_dataset
+
     base_path = asset(DEMO_FAMILY)
     base = base_record(store, base_path)
     chains = plan_chains([parse_steps("ffn", FAMILY_FFN_RATIOS, PRUNE_METHODS)], [], ["int8"])

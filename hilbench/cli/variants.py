@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,23 +15,16 @@ from hilbench.core.errors import CompressionError, ModelError
 from hilbench.core.records import ModelRecord
 from hilbench.profiles.family import add_variant, family, models_frame, save_accuracy
 from hilbench.profiles.store import Store
-from hilbench.variants.accuracy import AccuracyReport, accuracy_records, measure_accuracy
-from hilbench.variants.build import (
-    PRUNE_METHODS,
-    SPARSITY_METHODS,
-    BuildOptions,
-    Step,
-    Variant,
-    build_variants,
-    parse_steps,
-    plan_chains,
-    variant_record,
-)
-from hilbench.variants.dataset import load_dataset
-from hilbench.variants.metrics import resolve_metrics
+
+if TYPE_CHECKING:  # hilbench.variants (onnx) is imported by the commands that use it, so
+    # that every other `bench` command starts without it
+    from hilbench.variants.accuracy import AccuracyReport
+    from hilbench.variants.build import Step, Variant
 
 
 def _method_values(item: str, allowed: tuple[str, ...], option: str) -> list[Step]:
+    from hilbench.variants.build import parse_steps
+
     method, sep, values = item.partition("=")
     if not sep:
         raise CompressionError(f"{option} {item!r}: use METHOD=VALUE[,VALUE...], e.g. "
@@ -58,6 +51,8 @@ def base_record(store: Store, path: Path) -> ModelRecord:
 def record_variants(store: Store, base: ModelRecord, base_path: Path,
                     variants: list[Variant]) -> dict[Path, ModelRecord]:
     """Store every variant with its parent's sha256; returns the records by file."""
+    from hilbench.variants.build import variant_record
+
     records: dict[Path, ModelRecord] = {base_path: base}
     for variant in variants:  # parents come before their children
         records[variant.path] = variant_record(variant, records[variant.parent].sha256)
@@ -102,6 +97,15 @@ def compress_command(
     json_output: JsonOption = False,
 ) -> None:
     """Make compressed variants of a model and record them with their lineage."""
+    from hilbench.variants.build import (
+        PRUNE_METHODS,
+        SPARSITY_METHODS,
+        BuildOptions,
+        build_variants,
+        plan_chains,
+    )
+    from hilbench.variants.dataset import load_dataset
+
     pruning = [_method_values(item, PRUNE_METHODS, "--prune") for item in prune or []]
     sparse = [step for item in sparsify or []
               for step in _method_values(item, SPARSITY_METHODS, "--sparsify")]
@@ -170,6 +174,10 @@ def accuracy_command(
 ) -> None:
     """Measure models' accuracy on a dataset on this machine and store it (accuracy does
     not depend on the device for the same runtime and precision)."""
+    from hilbench.variants.accuracy import accuracy_records, measure_accuracy
+    from hilbench.variants.dataset import load_dataset
+    from hilbench.variants.metrics import resolve_metrics
+
     if not model and family_of is None:
         raise ModelError("name models with --model or a stored family with --family")
     data = load_dataset(dataset).limit(limit)

@@ -24,12 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy
-import onnx
 
 from hilbench.core.errors import ModelError
-from hilbench.variants.sparsity import LayerLayout, SparsityDescription, read_sparsity
+
+if TYPE_CHECKING:  # onnx is imported where a model is read: `bench` starts faster without it
+    import onnx
+
+    from hilbench.variants.sparsity import LayerLayout, SparsityDescription
 
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "MatMulInteger", "ConvInteger")
 QUANTIZED_SUFFIX = "_quantized"  # onnxruntime's dynamic int8 renames the weights it quantizes
@@ -113,6 +117,10 @@ def accelerator_work(model: onnx.ModelProto, array: PeArray,
 
 def model_time_fraction(path: Path, array: PeArray) -> float:
     """The board's time for the model at ``path`` over what the same model, dense, takes."""
+    import onnx
+
+    from hilbench.variants.sparsity import read_sparsity
+
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError or OSError: a corrupt model file
