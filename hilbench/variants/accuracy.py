@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy
 
-from hilbench.agents.runners.onnx import ort_errors
+from hilbench.agents.runners.onnx import ORT_TYPES, ort_errors
 from hilbench.core.errors import DatasetError, ModelError, SettingsError, first_line
 from hilbench.core.records import AccuracyRecord
 from hilbench.variants.dataset import Dataset, InputSpec, check_inputs, fixed_batch_size
@@ -23,19 +23,6 @@ from hilbench.variants.metrics import Metric, resolve_metrics
 RUNTIME = "onnxruntime"
 PROVIDER = "CPUExecutionProvider"
 DEFAULT_BATCH_SIZE = 32
-
-_ORT_TYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(double)": "float64",
-    "tensor(int64)": "int64",
-    "tensor(int32)": "int32",
-    "tensor(int16)": "int16",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-    "tensor(bool)": "bool",
-}
-
 
 @dataclass(frozen=True)
 class MetricResult:
@@ -130,7 +117,7 @@ def session_inputs(session: Any) -> tuple[InputSpec, ...]:
     """The model's inputs as ``InputSpec`` (dims: int when fixed, a name or None otherwise)."""
     specs = []
     for arg in session.get_inputs():
-        dtype = _ORT_TYPES.get(arg.type)
+        dtype = ORT_TYPES.get(arg.type)
         if dtype is None:
             raise ModelError(f"model input {arg.name!r} has type {arg.type}, which hilbench "
                              "cannot feed from a dataset")

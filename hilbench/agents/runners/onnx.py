@@ -10,7 +10,7 @@ from hilbench.core.errors import ModelError, first_line
 
 DEFAULT_DIMS_KEY = "hilbench.default_dims"
 
-_ORT_TYPES = {
+ORT_TYPES = {
     "tensor(float)": "float32",
     "tensor(float16)": "float16",
     "tensor(double)": "float64",
@@ -71,7 +71,7 @@ class OnnxModel:
 
     @staticmethod
     def _spec(path: Path, arg: Any) -> TensorSpec:
-        dtype = _ORT_TYPES.get(arg.type)
+        dtype = ORT_TYPES.get(arg.type)
         if dtype is None:
             raise ModelError(
                 f"{path.name}: input {arg.name!r} has type {arg.type}, "
