@@ -108,10 +108,15 @@ def test_the_fpga_board_skips_zero_blocks_where_a_cpu_does_not(tmp_path: Path) -
     assert bench("compress", "-m", str(TINY_BERT), "--prune", "ffn=0.5", "--sparsify",
                  "block=0.5", "--out", str(out), store=store).returncode == 0
     models = [TINY_BERT, out / "tiny-bert-ffn50.onnx", out / "tiny-bert-ffn50-block50.onnx"]
-    rows = bench_json("run", *(a for m in models for a in ("-m", str(m))), "-d",
-                      "local,emu-fpga", "--threads", "1", "--min-time", "0.5s",
-                      "--idle-time", "0s", store=store)
-    p50 = {(row["device"], row["model"]): row["p50_ms"] for row in rows}
+    # Twice: a job this shared host ran slowly only ever raises a figure, so each (device,
+    # model) keeps the faster of its two runs.
+    p50: dict[tuple[str, str], float] = {}
+    for _ in range(2):
+        for row in bench_json("run", *(a for m in models for a in ("-m", str(m))), "-d",
+                              "local,emu-fpga", "--threads", "1", "--min-time", "0.5s",
+                              "--idle-time", "0s", store=store):
+            key = (row["device"], row["model"])
+            p50[key] = min(p50.get(key, float("inf")), row["p50_ms"])
     for device in ("local", "emu-fpga"):
         assert p50[(device, "tiny-bert-ffn50")] < 0.9 * p50[(device, "tiny-bert")]
     fpga_gain = p50[("emu-fpga", "tiny-bert-ffn50")] / p50[("emu-fpga", "tiny-bert-ffn50-block50")]
