@@ -13,6 +13,7 @@ import pandas
 import pytest
 
 from hilbench.core.errors import DatasetError, ModelError
+from hilbench.predictor.features import extract_features
 from hilbench.predictor.spaces import fbnet, hat, nb201, public
 from hilbench.predictor.spaces._graph import parameter_count
 
@@ -72,6 +73,23 @@ def test_nb201_zero_node_and_dead_edges() -> None:
     assert str(cell) == NODE2_ZERO
     dead = nb201.parse_cell("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
     assert dead.live_nodes() == {0, 3}
+
+
+def test_nb201_dead_edges_are_built_and_counted_apart() -> None:
+    """PyTorch runs every edge of a cell, also those whose node never reaches the output; the
+    graph keeps them (NB201 counts their parameters) and the features tell them apart."""
+    dead_cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    model = nb201.build(dead_cell)
+    features = extract_features(model)
+    # node 1's conv3x3 feeds only 'none' edges: 15 dead ReLU-Conv-BN kernels of 16..64 ch.
+    dead_convs = [k for k in features.kernels if not k.live and k.family == "conv"]
+    assert len(dead_convs) == 15
+    assert features.dead_flops >= sum(k.flops for k in dead_convs) > 0
+    live_convs = [k for k in features.kernels if k.live and k.family == "conv"]
+    assert len(live_convs) == 1 + 2 * 3  # the stem and each reduction's three convs
+    # the dead convs' weights are in the graph (NB201's count): conv 3x3 weights + BN per cell
+    assert parameter_count(model) == 73_306 + 5 * sum(c * c * 9 + 2 * c for c in (16, 32, 64))
+    assert features.params < 80_000  # only the live weights (a graph runtime drops the rest)
 
 
 @pytest.mark.parametrize("bad", [

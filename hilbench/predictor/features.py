@@ -80,7 +80,7 @@ __all__ = [
     "model_vector",
 ]
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 2
 DEFAULT_DYNAMIC_DIM = 128  # the agent's default for a dynamic axis (hilbench.agents.inputs)
 DEFAULT_DIMS_METADATA_KEY = "hilbench.default_dims"
 _SMALL_INT_INITIALIZER = 4096  # int initializers up to this size keep their values (shapes)
@@ -200,8 +200,10 @@ class ModelFeatures:
     ``params``/``param_bytes`` count each stored weight once; ``activation_bytes`` every
     distinct non-constant tensor once; ``node_count`` every node (folded ones included).
     ``depth`` is the longest kernel path, ``compute_depth`` the same counting conv / matmul /
-    attention kernels only. ``unknown_ops`` (op type -> count) lists the nodes no formula
-    covered."""
+    attention kernels only. The totals count live nodes, those that reach a graph output (a
+    graph runtime runs no others); ``dead_nodes`` / ``dead_flops`` count the rest, which an
+    eager framework (PyTorch as the model's author wrote it) runs too. ``unknown_ops`` (op
+    type -> count) lists the nodes no formula covered."""
 
     sha256: str | None
     source: str
@@ -214,6 +216,8 @@ class ModelFeatures:
     node_count: int
     depth: int
     compute_depth: int
+    dead_nodes: int
+    dead_flops: int
     op_histogram: dict[str, int] = field(hash=False)
     unknown_ops: dict[str, int] = field(hash=False)
     nodes: tuple[NodeFeatures, ...]
@@ -272,7 +276,7 @@ class ModelFeatures:
 
 
 _TOTALS = ("flops", "macs", "params", "param_bytes", "activation_bytes", "node_count",
-           "depth", "compute_depth")
+           "depth", "compute_depth", "dead_nodes", "dead_flops")
 
 
 # --------------------------------------------------------------------------------------------
@@ -831,7 +835,8 @@ def _features(view: GraphView, description: SparsityDescription | None,
     weights = _Weights(view, description)
     nodes = tuple(_node_features(view, i, weights) for i in range(len(view.nodes)))
     kernels, owner = fuse_kernels(view, nodes)
-    live = [n for n in nodes if not n.folded]
+    dead = [n for i, n in enumerate(nodes) if i in view.dead and not n.folded]
+    live = [n for i, n in enumerate(nodes) if i not in view.dead and not n.folded]
     used = dict.fromkeys(w for n in live for w in n.weights)
     return ModelFeatures(
         sha256=sha256,
@@ -845,6 +850,8 @@ def _features(view: GraphView, description: SparsityDescription | None,
         node_count=len(nodes),
         depth=kernel_depths(view, kernels, owner, lambda k: True),
         compute_depth=kernel_depths(view, kernels, owner, _is_compute),
+        dead_nodes=len(dead),
+        dead_flops=sum(n.flops for n in dead),
         op_histogram=dict(Counter(n.op_type for n in nodes)),
         unknown_ops=dict(Counter(n.op_type for n in live if not n.known)),
         nodes=nodes,
@@ -903,6 +910,44 @@ def _sparsity(used: Iterable[str], weights: _Weights, description: SparsityDescr
     )
 
 
+def combine_features(parts: Sequence[tuple[ModelFeatures, int]], source: str) -> ModelFeatures:
+    """One inference made of several graph runs (an encoder once, a decoder step N times):
+    each part's work counted ``runs`` times, kernels repeated, depths in sequence. Weights
+    are counted once per part: give a part that shares another's weights with ``params`` 0."""
+    if not parts or any(runs < 1 for _, runs in parts):
+        raise SettingsError("combine_features needs parts that run at least once")
+
+    def total(key: str, repeat: bool = True) -> int:
+        return sum(getattr(f, key) * (runs if repeat else 1) for f, runs in parts)
+
+    def summed(key: str) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for f, runs in parts:
+            counts.update({k: v * runs for k, v in getattr(f, key).items()})
+        return dict(counts)
+
+    def by_bits(key: str, repeat: bool) -> tuple[tuple[int, int], ...]:
+        counts: Counter[int] = Counter()
+        for f, runs in parts:
+            for bits, amount in getattr(f.precision, key):
+                counts[bits] += amount * (runs if repeat else 1)
+        return tuple(sorted(counts.items()))
+
+    shapes = {f"{i}.{name}": shape for i, (f, _) in enumerate(parts)
+              for name, shape in f.input_shapes.items()}
+    return ModelFeatures(
+        sha256=None, source=source, input_shapes=shapes,
+        **{key: total(key, key not in ("params", "param_bytes")) for key in _TOTALS},
+        op_histogram=summed("op_histogram"), unknown_ops=summed("unknown_ops"),
+        nodes=tuple(n for f, runs in parts for n in f.nodes * runs),
+        kernels=tuple(k for f, runs in parts for k in f.kernels * runs),
+        precision=PrecisionSummary(by_bits("flops_by_bits", True),
+                                   by_bits("macs_by_bits", True),
+                                   by_bits("params_by_bits", False)),
+        sparsity=max((f.sparsity for f, _ in parts), key=lambda s: s.weight_zeros),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # vectors
 
@@ -949,7 +994,8 @@ _MODEL_GLOBALS = (
 MODEL_FEATURE_NAMES: tuple[str, ...] = _MODEL_GLOBALS + tuple(
     f"{stat}_{bucket}" for bucket in KERNEL_BUCKETS for stat in ("count", "log_flops",
                                                                  "log_bytes")
-)
+) + tuple(f"dead_{stat}_{bucket}" for bucket in KERNEL_BUCKETS
+          for stat in ("count", "log_flops"))
 _KERNEL_TAIL = ("log_flops", "log_macs", "log_bytes_in", "log_bytes_out", "log_params",
                 "bits", "weight_zeros", "density")
 KERNEL_FEATURE_NAMES: dict[str, tuple[str, ...]] = {
@@ -964,15 +1010,16 @@ def _log(value: float) -> float:
 
 def model_vector(features: ModelFeatures) -> numpy.ndarray[Any, numpy.dtype[numpy.float64]]:
     """The model-level feature vector, ordered as ``MODEL_FEATURE_NAMES``."""
-    kernel_bytes = sum(k.bytes_in + k.bytes_out for k in features.kernels)
+    kernels = [k for k in features.kernels if k.live]
+    kernel_bytes = sum(k.bytes_in + k.bytes_out for k in kernels)
     traffic = kernel_bytes + features.param_bytes
-    unknown = [k for k in features.kernels if not k.known]
+    unknown = [k for k in kernels if not k.known]
     precision, sparsity = features.precision, features.sparsity
     values: list[float] = [
         _log(features.flops), _log(features.macs), _log(features.params),
         _log(features.param_bytes), _log(features.activation_bytes), _log(kernel_bytes),
         _log(features.flops / traffic if traffic else 0.0), _log(features.node_count),
-        _log(len(features.kernels)), features.depth, features.compute_depth,
+        _log(len(kernels)), features.depth, features.compute_depth,
         precision.flops_fraction(8), precision.flops_fraction(16), precision.flops_fraction(32),
         precision.params_fraction(8), precision.params_fraction(16),
         precision.params_fraction(32), sparsity.weight_zeros,
@@ -982,7 +1029,13 @@ def model_vector(features: ModelFeatures) -> numpy.ndarray[Any, numpy.dtype[nump
         _log(sum(k.bytes_in + k.bytes_out for k in unknown)),
     ]
     per_bucket = {bucket: [0.0, 0.0, 0.0] for bucket in KERNEL_BUCKETS}
+    dead_per_bucket = {bucket: [0.0, 0.0] for bucket in KERNEL_BUCKETS}
     for kernel in features.kernels:
+        if not kernel.live:
+            dead = dead_per_bucket[kernel_bucket(kernel.kind)]
+            dead[0] += 1
+            dead[1] += kernel.flops
+            continue
         stats = per_bucket[kernel_bucket(kernel.kind)]
         stats[0] += 1
         stats[1] += kernel.flops
@@ -990,6 +1043,9 @@ def model_vector(features: ModelFeatures) -> numpy.ndarray[Any, numpy.dtype[nump
     for bucket in KERNEL_BUCKETS:
         count, flops, nbytes = per_bucket[bucket]
         values += [count, _log(flops), _log(nbytes)]
+    for bucket in KERNEL_BUCKETS:
+        count, flops = dead_per_bucket[bucket]
+        values += [count, _log(flops)]
     return numpy.asarray(values, dtype=numpy.float64)
 
 

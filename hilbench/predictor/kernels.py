@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
 import numpy.typing as npt
 
 Array = npt.NDArray[Any]
@@ -246,6 +247,7 @@ class GraphView:
             name: (name,) for name, info in self.tensors.items() if info.constant
         }
         self.folded = frozenset(self._fold())
+        self.dead = frozenset(self._dead())
 
     def _fold(self) -> list[int]:
         folded = []
@@ -263,6 +265,29 @@ class GraphView:
                     if name:
                         self.sources[name] = origin
         return folded
+
+    def _dead(self) -> list[int]:
+        """Nodes whose results never matter: none of their outputs reaches a graph output,
+        or only through a multiplication by a constant zero (NB201's ``Zero`` op). An eager
+        framework runs them; a graph optimizer may drop them."""
+        needed = set(self.outputs)
+        dead = []
+        for index in range(len(self.nodes) - 1, -1, -1):
+            node = self.nodes[index]
+            if any(name in needed for name in node.outputs if name):
+                needed.update(self._needed_inputs(node))
+            else:
+                dead.append(index)
+        return dead
+
+    def _needed_inputs(self, node: GraphNode) -> list[str]:
+        inputs = [name for name in node.inputs if name]
+        if node.op_type == "Mul" and node.standard:
+            zeros = [n for n in inputs if n in self.tensors and self.tensors[n].constant
+                     and _all_zero(self._values(n))]
+            if zeros:
+                return zeros
+        return inputs
 
     def info(self, name: str) -> TensorInfo:
         """The tensor's info; an unknown tensor gets an unknown shape."""
@@ -287,6 +312,10 @@ class GraphView:
     def data_inputs(self, node: GraphNode) -> list[str]:
         """The node's non-constant inputs."""
         return [name for name in node.inputs if name and not self.is_constant(name)]
+
+
+def _all_zero(value: Array | None) -> bool:
+    return value is not None and value.size > 0 and not numpy.any(value)
 
 
 def attr(node: GraphNode, name: str, default: Any = None) -> Any:
@@ -345,7 +374,9 @@ class Kernel:
     """One fused kernel: ``kind`` (``conv-bn-relu``, ``matmul-add-gelu``, ``attention`` ...),
     its ``family`` (a key of ``FAMILY_ATTRIBUTES``), the member ``nodes`` and their ``ops``,
     summed costs, the bytes crossing its boundary, and ``attributes``: the family's shape
-    attributes as ``(name, value)`` pairs (``attribute(name)`` reads one)."""
+    attributes as ``(name, value)`` pairs (``attribute(name)`` reads one). ``live`` is False
+    for a kernel none of whose outputs reaches a graph output (dead code: eager frameworks run
+    it, graph runtimes drop it)."""
 
     kind: str
     family: str
@@ -362,6 +393,7 @@ class Kernel:
     layout_density: float | None = None
     attributes: tuple[tuple[str, int], ...] = ()
     known: bool = True
+    live: bool = True
 
     def attribute(self, name: str, default: int = 0) -> int:
         """One shape attribute (``cin``, ``m`` ...), ``default`` when absent."""
@@ -719,6 +751,7 @@ def _kernel(view: GraphView, group: _Group, costs: Sequence[NodeFeatures]) -> Ke
         layout_density=min(densities) if densities else None,
         attributes=kernel_attributes(view, group.family, group.anchor, members),
         known=all(c.known for c in member_costs),
+        live=not all(i in view.dead for i in members),
     )
 
 

@@ -11,12 +11,12 @@ shipped in RICE-EIC/HW-NAS-Bench ``hw_nas_bench_api/nas_201_models``), C=16, N=5
 * head: BatchNorm + ReLU, global average pool, Linear (10 classes: the CIFAR-10 net, on which
   the public latencies were measured).
 
-A cell has nodes 0..3; node j is the sum over i < j of op_{j,i}(node i). Ops: ``none`` (the edge
-is omitted), ``skip_connect`` (identity), ``nor_conv_1x1`` / ``nor_conv_3x3`` (ReLU-Conv-BN),
-``avg_pool_3x3`` (stride 1, pad 1, count_include_pad=False). A node whose edges are all
-``none`` is zero; as NB201's ``Zero`` op it is the cell input times 0, so that the graph keeps its
-shape. Nodes that do not reach the cell output are not built (a runtime removes them anyway);
-for such cells the parameter count is lower than NB201's, which counts dead modules too.
+A cell has nodes 0..3; node j is the sum over i < j of op_{j,i}(node i). Ops: ``none``
+(NB201's ``Zero``: its input times 0), ``skip_connect`` (identity), ``nor_conv_1x1`` /
+``nor_conv_3x3`` (ReLU-Conv-BN), ``avg_pool_3x3`` (stride 1, pad 1, count_include_pad=False).
+The graph is the network as PyTorch runs it: every edge is built, also on nodes that do not
+reach the cell output (dead code, which the feature extractor counts apart: a graph runtime
+such as TFLite drops it, an eager framework runs it); the parameter count is NB201's.
 """
 
 from __future__ import annotations
@@ -139,18 +139,17 @@ def relu_conv_bn(g: GraphBuilder, prefix: str, x: str, cin: int, cout: int, kern
 
 def infer_cell(g: GraphBuilder, prefix: str, x: str, channels: int, cell: Cell) -> str:
     """NB201's ``InferCell``: returns node 3."""
-    live = cell.live_nodes()
     values = {0: x}
     for target in (1, 2, 3):
-        if target not in live:
-            continue
         terms = [edge_op(g, f"{prefix}.node{target}.from{e.source}", values[e.source], e.op,
-                         channels) for e in cell.nodes[target - 1] if e.op != "none"]
-        values[target] = sum_terms(g, f"{prefix}.node{target}", x, terms)
+                         channels) for e in cell.nodes[target - 1]]
+        values[target] = sum_terms(g, f"{prefix}.node{target}", terms)
     return values[3]
 
 
 def edge_op(g: GraphBuilder, prefix: str, x: str, op: str, channels: int) -> str:
+    if op == "none":
+        return g.node("Mul", [x, g.scalar(f"{prefix}/zero", 0.0)], f"{prefix}/zero_out")
     if op == "skip_connect":
         return x
     if op == "avg_pool_3x3":
@@ -160,10 +159,8 @@ def edge_op(g: GraphBuilder, prefix: str, x: str, op: str, channels: int) -> str
     return relu_conv_bn(g, prefix, x, channels, channels, kernel)
 
 
-def sum_terms(g: GraphBuilder, prefix: str, cell_input: str, terms: list[str]) -> str:
-    """The node value: the sum of its terms; zero (input x 0, NB201's ``Zero``) when none."""
-    if not terms:
-        return g.node("Mul", [cell_input, g.scalar(f"{prefix}/zero", 0.0)], f"{prefix}/zero_out")
+def sum_terms(g: GraphBuilder, prefix: str, terms: list[str]) -> str:
+    """The node value: the sum of its terms, in edge order."""
     total = terms[0]
     for k, term in enumerate(terms[1:], start=1):
         total = g.node("Add", [total, term], f"{prefix}/sum{k}")
