@@ -57,7 +57,9 @@ def hat_config(arch: str) -> hat.HatConfig:
     if len(values) != HAT_FEATURE_COUNT:
         raise ModelError(f"HAT configuration {arch[:60]!r}: expected {HAT_FEATURE_COUNT} "
                          f"features, got {len(values)}")
-    return hat.HatConfig.from_features(*values)
+    e_dim, e_layers, e_ffn, e_heads, d_dim, d_layers, d_ffn, d_heads, x_heads, x_layers = values
+    return hat.HatConfig.from_features(e_dim, e_layers, e_ffn, e_heads, d_dim, d_layers, d_ffn,
+                                       d_heads, x_heads, x_layers)
 
 
 def hat_arch(features: tuple[float, ...]) -> str:
