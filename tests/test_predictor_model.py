@@ -66,3 +66,29 @@ def test_a_new_device_from_twenty_measurements(nb201: tuple) -> None:
                                                 latency[TARGET][100:120]))
     with pytest.raises(SettingsError, match="not adapted"):
         model.predict("raspi4", codes[:3])
+
+
+def test_a_hundred_measurements_correct_what_other_devices_do_not_say(nb201: tuple) -> None:
+    """eyeriss (a simulated accelerator, additive in its ops) is unlike the measured devices:
+    from 20 measurements the affine correction leaves large errors; from 110 the ridge on the
+    features learns the device's own cost per op, and the interval follows its residuals."""
+    codes, latency = nb201
+    codes, latency = codes[:1500], {d: v[:1500] for d, v in latency.items()}
+    rows = numpy.arange(len(codes))
+    device = "eyeriss"
+    known = {d: DeviceData(rows, latency[d]) for d in latency if d != device}
+    model = TransferModel(list(range(10))).fit(codes, known)
+    truth = latency[device]
+
+    def within_10_percent(measured: numpy.ndarray) -> tuple[float, float]:
+        model.adapt(device, codes, DeviceData(measured, truth[measured]))
+        query = numpy.setdiff1d(rows, measured)
+        predicted = model.predict(device, codes[query])
+        inside = (truth[query] >= predicted.lower_ms) & (truth[query] <= predicted.upper_ms)
+        error = numpy.abs(predicted.median_ms / truth[query] - 1)
+        return float(numpy.mean(error <= 0.1)), float(numpy.mean(inside))
+
+    few, _ = within_10_percent(numpy.arange(20))
+    many, inside = within_10_percent(numpy.arange(110))
+    assert many >= 0.9 > few
+    assert 0.8 <= inside <= 0.99

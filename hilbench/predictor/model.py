@@ -11,7 +11,9 @@ its own log latencies on a few fixed reference networks (a hardware embedding), 
 learns ``log latency = f(network features, device embedding)`` from every known device, and a
 new device needs only the references plus a handful more measurements: the embedding comes
 from the references, and an affine correction in log space fitted on all of its measurements
-absorbs what the embedding does not say."""
+absorbs what the embedding does not say. From ``RESIDUAL_MIN`` measurements on, a ridge
+regression on the network features learns what is left (what this device does that the
+others do not), and the interval comes from its cross-validated residuals."""
 
 from __future__ import annotations
 
@@ -20,12 +22,18 @@ from dataclasses import dataclass
 
 import numpy
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import cross_val_predict
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from hilbench.core.errors import SettingsError
 
 Array = numpy.ndarray
 DEFAULT_COVERAGE = 0.9
 CALIBRATION_SHARE = 0.2
+RESIDUAL_MIN = 30
+RESIDUAL_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class TransferModel:
         self._model = _regressor(seed)
         self._embeddings: dict[str, Array] = {}
         self._corrections: dict[str, tuple[float, float, float]] = {}
+        self._residuals: dict[str, _Residual | None] = {}
 
     def _embedding(self, data: DeviceData, device: str) -> Array:
         by_row = dict(zip(data.rows.tolist(), _log(data.latency_ms).tolist(), strict=True))
@@ -142,7 +151,8 @@ class TransferModel:
     def adapt(self, device: str, features: Array, data: DeviceData) -> None:
         """A device from its few measurements: embedding from the references, then an
         affine correction in log space and a conformal width from leave-one-out residuals
-        of that correction (few points: the width is wide, as it should be)."""
+        of that correction (few points: the width is wide, as it should be); with
+        ``RESIDUAL_MIN`` or more, a ridge on the features corrects what is left."""
         embedding = self._embedding(data, device)
         raw = self._model.predict(self._rows(features, data.rows, embedding))
         target = _log(data.latency_ms)
@@ -150,10 +160,17 @@ class TransferModel:
         slope = float(numpy.clip(slope, 0.5, 2.0))
         intercept = float(numpy.mean(target - slope * raw))
         residuals = target - (slope * raw + intercept)
-        scale = len(raw) / max(1, len(raw) - 2)  # in-sample residuals understate the error
+        residual_model: _Residual | None = None
+        if len(raw) >= RESIDUAL_MIN:
+            residual_model, held_out = _best_residual(features[data.rows],
+                                                      slope * raw + intercept, target)
+            width = conformal_width(target - held_out, self.coverage)
+        else:
+            scale = len(raw) / max(1, len(raw) - 2)  # in-sample residuals understate it
+            width = conformal_width(residuals * scale, self.coverage)
         self._embeddings[device] = embedding
-        self._corrections[device] = (slope, intercept,
-                                     conformal_width(residuals * scale, self.coverage))
+        self._corrections[device] = (slope, intercept, width)
+        self._residuals[device] = residual_model
 
     def predict(self, device: str, features: Array) -> Predictions:
         if device not in self._corrections:
@@ -162,5 +179,58 @@ class TransferModel:
         raw = self._model.predict(self._rows(features, numpy.arange(len(features)),
                                              self._embeddings[device]))
         center = slope * raw + intercept
+        residual_model = self._residuals.get(device)
+        if residual_model is not None:
+            center = residual_model.predict(features, center)
         return Predictions(numpy.exp(center), numpy.exp(center - width),
                            numpy.exp(center + width))
+
+
+def _ridge() -> Pipeline:
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=numpy.logspace(-3, 3, 13)))
+
+
+@dataclass(frozen=True)
+class _Residual:
+    """What a device's own measurements add to the transfer prediction (log ms ``center``):
+    ``log`` space, a ridge on the features learns the log residual (multiplicative effects);
+    ``linear`` space, a ridge on the features and the predicted milliseconds learns the
+    latency itself (additive costs per op, as an accelerator's)."""
+
+    space: str
+    ridge: Pipeline
+
+    def inputs(self, features: Array, center: Array) -> Array:
+        if self.space == "log":
+            return features
+        return numpy.hstack([features, numpy.exp(center)[:, None]])
+
+    def target(self, center: Array, target: Array) -> Array:
+        goal: Array = target - center if self.space == "log" else numpy.exp(target)
+        return goal
+
+    def predict(self, features: Array, center: Array) -> Array:
+        value: Array = self.ridge.predict(self.inputs(features, center))
+        if self.space == "log":
+            shifted: Array = center + value
+            return shifted
+        floor = numpy.exp(center) * 0.05  # a ridge may cross zero far from its data
+        logged: Array = numpy.log(numpy.maximum(value, floor))
+        return logged
+
+
+def _best_residual(features: Array, center: Array, target: Array) -> tuple[_Residual, Array]:
+    """The residual model with the lower cross-validated log error, fitted on every row, and
+    its cross-validated log predictions (for the interval)."""
+    tried = []
+    for space in ("log", "linear"):
+        candidate = _Residual(space, _ridge())
+        inputs, goal = candidate.inputs(features, center), candidate.target(center, target)
+        held = cross_val_predict(candidate.ridge, inputs, goal, cv=RESIDUAL_FOLDS)
+        held_log = (center + held if space == "log"
+                    else numpy.log(numpy.maximum(held, numpy.exp(center) * 0.05)))
+        tried.append((float(numpy.mean(numpy.abs(target - held_log))), space, candidate,
+                      held_log))
+    _, _, chosen, held_log = min(tried, key=lambda entry: (entry[0], entry[1]))
+    chosen.ridge.fit(chosen.inputs(features, center), chosen.target(center, target))
+    return chosen, held_log
