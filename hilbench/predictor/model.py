@@ -1,10 +1,11 @@
 """Latency models on feature vectors: one device, and across devices with few-shot adaptation.
 
-Both learn log latency (errors are relative, and latencies span orders of magnitude) with
-scikit-learn's histogram gradient boosting, and give a prediction interval by split conformal
-calibration: a fifth of the training rows is held out, and the interval is the prediction
-times / divided by the held-out absolute log error's quantile at the asked coverage (with
-the finite-sample correction), so about that fraction of new points falls inside.
+Both learn log latency (errors are relative, and latencies span orders of magnitude) and give
+a prediction interval by conformal calibration on held-out errors: the interval is the
+prediction times / divided by the held-out absolute log error's quantile at the asked
+coverage (with the finite-sample correction), so about that fraction of new points falls
+inside. ``LatencyModel`` picks its learner (gradient boosting, or a ridge regression on log
+or on linear latency) by cross-validation.
 
 ``TransferModel`` is the cross-device model (in the spirit of HELP): a device is described by
 its own log latencies on a few fixed reference networks (a hardware embedding), the model
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -31,7 +32,6 @@ from hilbench.core.errors import SettingsError
 
 Array = numpy.ndarray
 DEFAULT_COVERAGE = 0.9
-CALIBRATION_SHARE = 0.2
 RESIDUAL_MIN = 30
 RESIDUAL_FOLDS = 5
 
@@ -68,34 +68,72 @@ def conformal_width(residuals: Array, coverage: float) -> float:
     return float(numpy.quantile(numpy.abs(residuals), level))
 
 
-def _split(count: int, seed: int) -> tuple[Array, Array]:
-    order = numpy.random.default_rng(seed).permutation(count)
-    held = max(1, round(count * CALIBRATION_SHARE))
-    return order[held:], order[:held]
+LEARNERS = ("gbm", "ridge-log", "ridge-linear")
+LEARNER_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class _Learner:
+    """One way to learn log latency: gradient boosting or a ridge on log latency (effects
+    that multiply), or a ridge on the latency itself (costs that add, layer after layer)."""
+
+    name: str
+    seed: int
+
+    def estimator(self) -> HistGradientBoostingRegressor | Pipeline:
+        return _regressor(self.seed) if self.name == "gbm" else _ridge()
+
+    def goal(self, target: Array) -> Array:
+        goal: Array = numpy.exp(target) if self.name == "ridge-linear" else target
+        return goal
+
+    def to_log(self, predicted: Array, floor: float) -> Array:
+        if self.name != "ridge-linear":
+            return predicted
+        logged: Array = numpy.log(numpy.maximum(predicted, floor))
+        return logged
 
 
 class LatencyModel:
-    """One device: log latency from network features, with a conformal interval."""
+    """One device: log latency from network features, with a conformal interval.
+
+    Each of ``LEARNERS`` is cross-validated on the measurements (``LEARNER_FOLDS`` folds); the
+    one with the lowest mean absolute log error is fitted on every row (``learner`` says
+    which: boosting wins with many measurements, a ridge with few, on near-additive costs),
+    and the interval width is the conformal quantile of its cross-validated errors."""
 
     def __init__(self, coverage: float = DEFAULT_COVERAGE, seed: int = 0) -> None:
         self.coverage = coverage
         self.seed = seed
-        self._model = _regressor(seed)
+        self.learner = ""
+        self._learner = _Learner("gbm", seed)
+        self._model: HistGradientBoostingRegressor | Pipeline = self._learner.estimator()
         self._width = 0.0
+        self._floor = 0.0
 
     def fit(self, features: Array, latency_ms: Array) -> LatencyModel:
         target = _log(latency_ms)
         if len(target) < 10:
             raise SettingsError(f"{len(target)} measurements are too few to train on (need 10)")
-        train, held = _split(len(target), self.seed)
-        self._model.fit(features[train], target[train])
-        self._width = conformal_width(target[held] - self._model.predict(features[held]),
-                                      self.coverage)
-        self._model.fit(features, target)  # every row for the point prediction
+        self._floor = float(numpy.exp(target.min())) * 0.1
+        folds = KFold(min(LEARNER_FOLDS, len(target) // 2), shuffle=True,
+                      random_state=self.seed)
+        tried = []
+        for name in LEARNERS:
+            learner = _Learner(name, self.seed)
+            held = cross_val_predict(learner.estimator(), features, learner.goal(target),
+                                     cv=folds)
+            errors = target - learner.to_log(held, self._floor)
+            tried.append((float(numpy.mean(numpy.abs(errors))), LEARNERS.index(name),
+                          learner, errors))
+        _, _, self._learner, errors = min(tried, key=lambda entry: entry[:2])
+        self.learner = self._learner.name
+        self._width = conformal_width(errors, self.coverage)
+        self._model = self._learner.estimator().fit(features, self._learner.goal(target))
         return self
 
     def predict(self, features: Array) -> Predictions:
-        center = self._model.predict(features)
+        center = self._learner.to_log(self._model.predict(features), self._floor)
         return Predictions(numpy.exp(center), numpy.exp(center - self._width),
                            numpy.exp(center + self._width))
 
