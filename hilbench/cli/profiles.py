@@ -85,10 +85,58 @@ def export(
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(help="A file written by `bench profiles export`.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="A file written by `bench profiles export`.")
+    ] = None,
+    public: Annotated[
+        str | None,
+        typer.Option("--public", help="Import a public latency table instead (nb201, fbnet or "
+                     "hat) as runs of replay devices (replay-<device>, replay-hat-<device>)."),
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="With --public: the table's devices, e.g. pixel3,raspi4, "
+                                 "or all.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="With --public: only N networks, drawn with --seed (the "
+                                 "same ones on every device). Default: all.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="With --public: seed of --limit's draw.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="With --public: the folder of the public tables "
+                                  "(default: $HILBENCH_LATENCY_DATA or shared/data/latency).")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Load runs from an exported file; runs already in the store are skipped."""
+    """Load runs from an exported file (runs already in the store are skipped), or a public
+    latency table with --public."""
+    if public is not None:
+        if path is not None:
+            raise SettingsError("give either a file to import or --public, not both")
+        _import_public(public, devices, limit, seed, data, store)
+        return
+    if path is None:
+        raise SettingsError("give a file written by `bench profiles export`, or --public "
+                            "nb201|fbnet|hat")
+    given = [name for name, value in (("--devices", devices), ("--limit", limit),
+                                      ("--seed", seed), ("--data", data)) if value is not None]
+    if given:
+        raise SettingsError(f"{', '.join(given)}: only with --public")
     with open_store(store) as opened:
         count = import_runs(opened, path)
     out.print(f"Imported {count} runs from {path}")
+
+
+def _import_public(space: str, devices: str | None, limit: int | None, seed: int | None,
+                   data: Path | None, store: str | None) -> None:
+    """Every table, device and latency is checked before the store is opened."""
+    from hilbench.predictor.replay import import_public, parse_devices, plan_public_import
+
+    plan = plan_public_import(space, parse_devices(devices), limit, seed or 0, data)
+    with open_store(store) as opened:
+        result = import_public(opened, plan)
+    names = ", ".join(result.devices)
+    out.print(f"Imported {result.runs_added} runs of {space} ({result.networks} networks on "
+              f"{len(result.devices)} replay devices: {names}; {result.runs_present} already "
+              f"stored), {result.models_added} new models, {result.devices_added} new devices, "
+              f"in {result.seconds:.2f} s ({result.rows_per_s:,.0f} rows/s)", markup=False)

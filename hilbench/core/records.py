@@ -12,6 +12,7 @@ from hilbench.core.measurement import Measurement
 from hilbench.core.settings import BenchmarkSettings
 
 DEVICE_KINDS = ("local", "emulated", "ssh", "adb")
+REPLAY_KIND = "replay"  # a device whose measurements are a public table's (bench profiles import)
 RUN_OK = "ok"
 RUN_FAILED = "failed"
 

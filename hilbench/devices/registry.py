@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hilbench.core.errors import DeviceError, UnknownDeviceError
-from hilbench.core.records import DEVICE_KINDS, DeviceRecord
+from hilbench.core.records import DEVICE_KINDS, REPLAY_KIND, DeviceRecord
 from hilbench.devices.presets import PRESETS, get_preset
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -55,10 +55,12 @@ def _matches_kind(record: DeviceRecord, wanted: str) -> bool:
 
 
 def select_devices(registered: Sequence[DeviceRecord], spec: str) -> list[DeviceRecord]:
-    """``all``, ``a,b`` or ``kind=phone`` (kind, preset or device class)."""
+    """``all``, ``a,b`` or ``kind=phone`` (kind, preset or device class). ``all`` leaves out
+    replay devices (recorded public latencies, nothing to run): name them or ask
+    ``kind=replay``."""
     spec = spec.strip()
     if spec == "all":
-        chosen = list(registered)
+        chosen = [r for r in registered if r.kind != REPLAY_KIND]
     elif spec.startswith("kind="):
         wanted = spec[len("kind=") :]
         chosen = [r for r in registered if _matches_kind(r, wanted)]
