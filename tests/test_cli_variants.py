@@ -122,4 +122,7 @@ def test_the_fpga_board_skips_zero_blocks_where_a_cpu_does_not(tmp_path: Path) -
     fpga_gain = p50[("emu-fpga", "tiny-bert-ffn50")] / p50[("emu-fpga", "tiny-bert-ffn50-block50")]
     cpu_gain = p50[("local", "tiny-bert-ffn50")] / p50[("local", "tiny-bert-ffn50-block50")]
     assert fpga_gain > 1.4
-    assert 0.85 < cpu_gain < 1.15
+    # the same work on the CPU: equal up to this shared 2-core host's noise (a CI run with
+    # other jobs on the cores measured 1.25), and well below the board's gain
+    assert 0.8 < cpu_gain < 1.3
+    assert fpga_gain > cpu_gain + 0.15
