@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hilbench.cli import coordinator, demo, devices, profiles, run, variants
+from hilbench.cli import coordinator, demo, devices, predictor, profiles, run, variants
 from hilbench.core.errors import HilbenchError, UserError
 
 EXIT_USER_ERROR = 2
@@ -20,12 +20,14 @@ app = typer.Typer(
 )
 app.add_typer(devices.app, name="devices")
 app.add_typer(profiles.app, name="profiles")
+app.add_typer(predictor.app, name="predictor")
 app.command("run")(run.run_command)
 app.command("demo")(demo.demo_command)
 app.command("serve")(coordinator.serve_command)
 app.command("agent")(coordinator.agent_command)
 app.command("compress")(variants.compress_command)
 app.command("accuracy")(variants.accuracy_command)
+app.command("predict")(predictor.predict_command)
 
 
 def main(argv: list[str] | None = None) -> None:
