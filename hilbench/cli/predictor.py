@@ -13,7 +13,7 @@ from rich.table import Table
 from hilbench.campaign.rows import format_ms
 from hilbench.cli.common import JsonOption, StoreOption, err, open_store, out, print_json
 from hilbench.cli.parsing import parse_duration
-from hilbench.core.errors import SettingsError, UnknownDeviceError
+from hilbench.core.errors import PredictorError, SettingsError, UnknownDeviceError
 
 if TYPE_CHECKING:  # scikit-learn and onnx load with the commands that use them
     from hilbench.predictor.service import Trained
@@ -231,7 +231,6 @@ def calibrate_command(
     from hilbench.core.records import ModelRecord
     from hilbench.core.settings import BenchmarkSettings
     from hilbench.devices.registry import select_devices
-    from hilbench.predictor.artifact import PredictorError
     from hilbench.predictor.references import reference_files
     from hilbench.predictor.service import train
     from hilbench.predictor.training import usable

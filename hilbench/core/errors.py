@@ -70,6 +70,15 @@ class ImportFormatError(StoreError, UserError):
     """A file given to ``profiles import`` does not have the export layout."""
 
 
+class PredictorError(UserError):
+    """The predictor cannot do what was asked with the data it has (the message says what to
+    measure or train first)."""
+
+
+class ArtifactError(PredictorError):
+    """A predictor file cannot be used: missing, damaged, or written by other versions."""
+
+
 class IncompatibleMeasurementsError(HilbenchError):
     """Measurements taken in different environments must not be combined."""
 

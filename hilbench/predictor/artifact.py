@@ -28,21 +28,12 @@ from typing import Any
 import platformdirs
 
 import hilbench
-from hilbench.core.errors import UserError
+from hilbench.core.errors import ArtifactError
 
 ARTIFACT_FORMAT = 1
 MAGIC = b"HILBENCH-PREDICTOR"
 SUFFIX = ".hbp"
 RETRAIN = "retrain with bench predictor train"
-
-
-class PredictorError(UserError):
-    """The predictor cannot do what was asked with the data it has (the message says what to
-    measure or train first)."""
-
-
-class ArtifactError(PredictorError):
-    """A predictor file cannot be used: missing, damaged, or written by other versions."""
 
 
 def sklearn_version() -> str:

@@ -34,6 +34,7 @@ Array = numpy.ndarray
 DEFAULT_COVERAGE = 0.9
 RESIDUAL_MIN = 30
 RESIDUAL_FOLDS = 5
+CROSS_FIT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class TransferModel:
         self._embeddings: dict[str, Array] = {}
         self._corrections: dict[str, tuple[float, float, float]] = {}
         self._residuals: dict[str, _Residual | None] = {}
+        self._held_out: dict[str, tuple[Array, Array]] = {}
 
     def _embedding(self, data: DeviceData, device: str) -> Array:
         by_row = dict(zip(data.rows.tolist(), _log(data.latency_ms).tolist(), strict=True))
@@ -175,37 +177,55 @@ class TransferModel:
     def _rows(self, features: Array, rows: Array, embedding: Array) -> Array:
         return numpy.hstack([features[rows], numpy.tile(embedding, (len(rows), 1))])
 
-    def fit(self, features: Array, devices: Mapping[str, DeviceData]) -> TransferModel:
-        """Learn from every known device's measurements (each must include the references)."""
-        blocks, targets = [], []
+    def fit(self, features: Array, devices: Mapping[str, DeviceData],
+            held_out: bool = True) -> TransferModel:
+        """Learn from every known device's measurements (each must include the references).
+
+        With ``held_out``, ``CROSS_FIT_FOLDS`` more models, each fitted without a fold of
+        the networks (on every device), give each known device's predictions for networks
+        the model never saw: ``adapt`` takes a known device's interval from those, as its
+        own rows are in-sample for the full model and their errors would understate a new
+        network's. Without it (devices to adapt are never among the known ones), the fit
+        costs one model instead of six."""
+        blocks, targets, networks = [], [], []
         for name, data in devices.items():
             embedding = self._embedding(data, name)
             level = _log(data.latency_ms).mean()
             blocks.append(self._rows(features, data.rows, embedding))
             targets.append(_log(data.latency_ms) - level)
-        self._model.fit(numpy.vstack(blocks), numpy.concatenate(targets))
+            networks.append(data.rows)
+        inputs, goal = numpy.vstack(blocks), numpy.concatenate(targets)
+        self._model.fit(inputs, goal)
+        self._held_out = {}
+        held = _cross_fit(inputs, goal, numpy.concatenate(networks), self.seed) if held_out \
+            else None
+        if held is not None:
+            starts = numpy.cumsum([0] + [len(rows) for rows in networks])
+            for (name, data), start in zip(devices.items(), starts, strict=False):
+                self._held_out[name] = (data.rows.copy(), held[start:start + len(data.rows)])
         return self
 
     def adapt(self, device: str, features: Array, data: DeviceData) -> None:
         """A device from its few measurements: embedding from the references, then an
-        affine correction in log space and a conformal width from leave-one-out residuals
-        of that correction (few points: the width is wide, as it should be); with
-        ``RESIDUAL_MIN`` or more, a ridge on the features corrects what is left."""
+        affine correction in log space and a conformal width from the residuals of that
+        correction, scaled for its two fitted parameters (few points: the width is wide, as
+        it should be); with ``RESIDUAL_MIN`` or more, a ridge on the features corrects what
+        is left. A device the model was fitted on takes its width from the held-out
+        predictions ``fit`` kept for it, when they cover the same rows."""
         embedding = self._embedding(data, device)
         raw = self._model.predict(self._rows(features, data.rows, embedding))
         target = _log(data.latency_ms)
-        slope, intercept = numpy.polyfit(raw, target, 1) if len(raw) >= 3 else (1.0, 0.0)
-        slope = float(numpy.clip(slope, 0.5, 2.0))
-        intercept = float(numpy.mean(target - slope * raw))
-        residuals = target - (slope * raw + intercept)
+        slope, intercept = _affine(raw, target)
         residual_model: _Residual | None = None
         if len(raw) >= RESIDUAL_MIN:
             residual_model, held_out = _best_residual(features[data.rows],
                                                       slope * raw + intercept, target)
             width = conformal_width(target - held_out, self.coverage)
         else:
-            scale = len(raw) / max(1, len(raw) - 2)  # in-sample residuals understate it
-            width = conformal_width(residuals * scale, self.coverage)
+            width = _affine_width(raw, target, self.coverage)
+        kept = self._held_out.get(device)
+        if kept is not None and numpy.array_equal(kept[0], data.rows):
+            width = max(width, _affine_width(kept[1], target, self.coverage))
         self._embeddings[device] = embedding
         self._corrections[device] = (slope, intercept, width)
         self._residuals[device] = residual_model
@@ -222,6 +242,40 @@ class TransferModel:
             center = residual_model.predict(features, center)
         return Predictions(numpy.exp(center), numpy.exp(center - width),
                            numpy.exp(center + width))
+
+
+def _affine(raw: Array, target: Array) -> tuple[float, float]:
+    """Slope (kept within [0.5, 2]) and intercept mapping the transfer model's output to a
+    device's log latency."""
+    slope = float(numpy.polyfit(raw, target, 1)[0]) if len(raw) >= 3 else 1.0
+    slope = float(numpy.clip(slope, 0.5, 2.0))
+    return slope, float(numpy.mean(target - slope * raw))
+
+
+def _affine_width(raw: Array, target: Array, coverage: float) -> float:
+    """The conformal width of the affine correction's residuals, scaled up for its two
+    fitted parameters (in-sample residuals understate new points' errors)."""
+    slope, intercept = _affine(raw, target)
+    scale = len(raw) / max(1, len(raw) - 2)
+    return conformal_width((target - (slope * raw + intercept)) * scale, coverage)
+
+
+def _cross_fit(inputs: Array, goal: Array, networks: Array, seed: int) -> Array | None:
+    """Each row's prediction by a model fitted without its network (on any device): folds
+    over networks, ``CROSS_FIT_FOLDS`` of them (fewer with fewer networks; None with one)."""
+    unique = numpy.unique(networks)
+    count = min(CROSS_FIT_FOLDS, len(unique))
+    if count < 2:
+        return None
+    held = numpy.zeros(len(goal))
+    fold_of = dict(zip(numpy.random.default_rng(seed).permutation(unique).tolist(),
+                       numpy.arange(len(unique)) % count, strict=True))
+    folds = numpy.array([fold_of[int(n)] for n in networks])
+    for fold in range(count):
+        test = folds == fold
+        model = _regressor(seed).fit(inputs[~test], goal[~test])
+        held[test] = model.predict(inputs[test])
+    return held
 
 
 def _ridge() -> Pipeline:

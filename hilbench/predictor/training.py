@@ -45,9 +45,8 @@ import platformdirs
 from sqlalchemy import select
 
 from hilbench.core.dvfs import DvfsState
-from hilbench.core.errors import ModelError, SettingsError
+from hilbench.core.errors import ModelError, PredictorError, SettingsError
 from hilbench.core.records import RUN_OK
-from hilbench.predictor.artifact import PredictorError
 from hilbench.predictor.features import (
     FEATURE_SCHEMA_VERSION,
     ModelFeatures,
