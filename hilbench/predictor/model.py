@@ -9,12 +9,13 @@ or on linear latency) by cross-validation.
 
 ``TransferModel`` is the cross-device model (in the spirit of HELP): a device is described by
 its own log latencies on a few fixed reference networks (a hardware embedding), the model
-learns ``log latency = f(network features, device embedding)`` from every known device, and a
-new device needs only the references plus a handful more measurements: the embedding comes
-from the references, and an affine correction in log space fitted on all of its measurements
-absorbs what the embedding does not say. From ``RESIDUAL_MIN`` measurements on, a ridge
-regression on the network features learns what is left (what this device does that the
-others do not), and the interval comes from its cross-validated residuals."""
+learns ``log latency = f(network features, device embedding, probe profile)`` from every
+known device (the profile: cores, top CPU frequency, memory and class, where the probe gave
+them), and a new device needs only the references plus a handful more measurements: the
+embedding comes from the references, and an affine correction in log space fitted on all of
+its measurements absorbs what the embedding does not say. From ``RESIDUAL_MIN`` measurements
+on, a ridge regression on the network features learns what is left (what this device does
+that the others do not), and the interval comes from its cross-validated residuals."""
 
 from __future__ import annotations
 
@@ -141,10 +142,13 @@ class LatencyModel:
 
 @dataclass(frozen=True)
 class DeviceData:
-    """A device's measurements: row indices into the feature matrix, and latencies."""
+    """A device's measurements: row indices into the feature matrix, and latencies; and,
+    for the transfer model, what its probe says (``hilbench.predictor.hardware``), if
+    known."""
 
     rows: Array
     latency_ms: Array
+    profile: Array | None = None
 
 
 class TransferModel:
@@ -159,10 +163,22 @@ class TransferModel:
         self.coverage = coverage
         self.seed = seed
         self._model = _regressor(seed)
-        self._embeddings: dict[str, Array] = {}
+        self._described: dict[str, Array] = {}
         self._corrections: dict[str, tuple[float, float, float]] = {}
         self._residuals: dict[str, _Residual | None] = {}
         self._held_out: dict[str, tuple[Array, Array]] = {}
+        self._profile_width = 0
+        self._profile_kept = numpy.zeros(0, dtype=bool)
+
+    def _describe(self, data: DeviceData, device: str) -> Array:
+        """The device's vector: its hardware embedding, then the profile figures some known
+        device has (NaN where unknown: missing values to the boosting)."""
+        profile = numpy.full(self._profile_width, numpy.nan) if data.profile is None \
+            else numpy.asarray(data.profile, dtype=float)
+        if len(profile) != self._profile_width:
+            raise SettingsError(f"{device}: a device profile of {len(profile)} figures; the "
+                                f"model was fitted with {self._profile_width}")
+        return numpy.concatenate([self._embedding(data, device), profile[self._profile_kept]])
 
     def _embedding(self, data: DeviceData, device: str) -> Array:
         by_row = dict(zip(data.rows.tolist(), _log(data.latency_ms).tolist(), strict=True))
@@ -174,8 +190,8 @@ class TransferModel:
         centered: Array = values - values.mean()
         return centered  # the shape of the device, its level is the correction
 
-    def _rows(self, features: Array, rows: Array, embedding: Array) -> Array:
-        return numpy.hstack([features[rows], numpy.tile(embedding, (len(rows), 1))])
+    def _rows(self, features: Array, rows: Array, device: Array) -> Array:
+        return numpy.hstack([features[rows], numpy.tile(device, (len(rows), 1))])
 
     def fit(self, features: Array, devices: Mapping[str, DeviceData],
             held_out: bool = True) -> TransferModel:
@@ -187,11 +203,19 @@ class TransferModel:
         own rows are in-sample for the full model and their errors would understate a new
         network's. Without it (devices to adapt are never among the known ones), the fit
         costs one model instead of six."""
+        widths = {len(d.profile) for d in devices.values() if d.profile is not None}
+        if len(widths) > 1:
+            raise SettingsError("device profiles of different lengths cannot be mixed")
+        self._profile_width = widths.pop() if widths else 0
+        known = [d.profile for d in devices.values() if d.profile is not None]
+        self._profile_kept = (numpy.isfinite(numpy.vstack(known)).any(axis=0) if known
+                              else numpy.zeros(0, dtype=bool))  # all-NaN: no use, and
+        # scikit-learn's binning fails on such a column
         blocks, targets, networks = [], [], []
         for name, data in devices.items():
-            embedding = self._embedding(data, name)
+            described = self._describe(data, name)
             level = _log(data.latency_ms).mean()
-            blocks.append(self._rows(features, data.rows, embedding))
+            blocks.append(self._rows(features, data.rows, described))
             targets.append(_log(data.latency_ms) - level)
             networks.append(data.rows)
         inputs, goal = numpy.vstack(blocks), numpy.concatenate(targets)
@@ -212,8 +236,8 @@ class TransferModel:
         it should be); with ``RESIDUAL_MIN`` or more, a ridge on the features corrects what
         is left. A device the model was fitted on takes its width from the held-out
         predictions ``fit`` kept for it, when they cover the same rows."""
-        embedding = self._embedding(data, device)
-        raw = self._model.predict(self._rows(features, data.rows, embedding))
+        described = self._describe(data, device)
+        raw = self._model.predict(self._rows(features, data.rows, described))
         target = _log(data.latency_ms)
         slope, intercept = _affine(raw, target)
         residual_model: _Residual | None = None
@@ -226,7 +250,7 @@ class TransferModel:
         kept = self._held_out.get(device)
         if kept is not None and numpy.array_equal(kept[0], data.rows):
             width = max(width, _affine_width(kept[1], target, self.coverage))
-        self._embeddings[device] = embedding
+        self._described[device] = described
         self._corrections[device] = (slope, intercept, width)
         self._residuals[device] = residual_model
 
@@ -235,7 +259,7 @@ class TransferModel:
             raise SettingsError(f"{device} is not adapted: measure its reference networks")
         slope, intercept, width = self._corrections[device]
         raw = self._model.predict(self._rows(features, numpy.arange(len(features)),
-                                             self._embeddings[device]))
+                                             self._described[device]))
         center = slope * raw + intercept
         residual_model = self._residuals.get(device)
         if residual_model is not None:

@@ -54,6 +54,7 @@ from hilbench.predictor.features import (
     extract_tflite_features,
     model_vector,
 )
+from hilbench.predictor.hardware import device_features
 from hilbench.predictor.references import REFERENCE_BATCH, REFERENCES, reference_sha256s
 from hilbench.predictor.spaces.registry import SPACE_FORMAT, source_features
 from hilbench.profiles.schema import measurements, models, runs
@@ -300,6 +301,7 @@ class TrainingSet:
     run_ids: tuple[str, ...]
     set_aside: Counter[str]
     references: dict[str, int]  # reference source -> network index
+    profiles: dict[str, Array] = field(default_factory=dict)  # device -> probe profile
 
     @property
     def id(self) -> str:
@@ -340,7 +342,11 @@ def build_training_set(store: Store, valid_only: bool = False,
                        progress: Progress | None = None) -> TrainingSet:
     """Read the store's usable runs into rows and their networks' features."""
     loaded = load_runs(store, valid_only)
-    return training_set(loaded.runs, loaded.set_aside, cache or FeatureCache(), progress)
+    training = training_set(loaded.runs, loaded.set_aside, cache or FeatureCache(), progress)
+    training.profiles.update({device.name: device_features(device.info)
+                              for device in store.list_devices()
+                              if device.name in training.devices})
+    return training
 
 
 def training_set(measured: Sequence[MeasuredRun], set_aside: Counter[str],
@@ -478,7 +484,8 @@ def _fit_models(training: TrainingSet, coverage: float, train_rows: Mapping[str,
     for name, rows in training.devices.items():
         keep = list(train_rows[name])
         data = DeviceData(numpy.asarray([rows.rows[i] for i in keep], dtype=int),
-                          numpy.asarray([rows.latency_ms[i] for i in keep], dtype=float))
+                          numpy.asarray([rows.latency_ms[i] for i in keep], dtype=float),
+                          training.profiles.get(name))
         datas[name] = data
         if len(keep) >= DEVICE_MIN_ROWS:
             device_models[name] = LatencyModel(coverage=coverage).fit(matrix[data.rows],
