@@ -185,6 +185,22 @@ def test_predict_measured_new_and_unseen_models(
     assert "bench predictor calibrate local" in table.stdout
 
 
+def test_a_model_unlike_the_training_set_says_so(lab: Lab) -> None:
+    """The shipped TFLite MLP is hundreds of times smaller than any network the devices
+    measured, and they measured with onnxruntime, not LiteRT: both are said, and the
+    interval widens with the distance."""
+    mlp = Path(__file__).parents[1] / "hilbench/assets/tiny-mlp.tflite"
+    rows = lab.json("predict", "-m", str(mlp), "-m", str(TINY_BERT), "--devices", "emu-server")
+    by = {r["model"]: r for r in rows}
+    small, bert = by["tiny-mlp"], by["tiny-bert"]
+    outside = [n for n in small["notes"] if n.startswith("extrapolated: ")]
+    assert len(outside) == 1 and "below the smallest it was trained on" in outside[0]
+    assert "trained on onnxruntime runs: the estimate is onnxruntime's latency, not " \
+        "litert's" in small["notes"]
+    assert small["upper"] / small["predicted_ms"] > 3 * bert["upper"] / bert["predicted_ms"]
+    assert bert["notes"] == []
+
+
 def test_damaged_or_foreign_artifacts_are_refused(
         lab: Lab, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     good = Path(lab.calibration["artifact"])

@@ -11,6 +11,7 @@ bytes, whichever is larger) in kernels of unseen kinds or ops.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from hilbench.core.errors import ModelError
 from hilbench.core.records import ModelRecord
 from hilbench.predictor.artifact import Artifact, default_path, save
 from hilbench.predictor.artifact import read_header as load_header
-from hilbench.predictor.features import ModelFeatures, model_vector
+from hilbench.predictor.features import MODEL_FEATURE_NAMES, ModelFeatures, model_vector
 from hilbench.predictor.references import REFERENCES
 from hilbench.predictor.training import (
     DEVICE_MIN_ROWS,
@@ -148,6 +149,13 @@ class Predictor:
             upper *= 2.0 + 8.0 * fraction
             notes.append(f"interval widened: {fraction:.0%} of the FLOPs/bytes in kernels "
                          "the predictor never saw")
+        trained = (self.devices[device].get("trained_range") if source == "device"
+                   else self.header.get("transfer_range")) or {}
+        distance, outside_note = outside(vector[0], trained)
+        if outside_note:
+            factor = math.exp(distance / 2)
+            lower, upper = lower / factor, upper * factor
+            notes.append(outside_note)
         return Estimate(median, lower, upper, source, tuple(notes))
 
 
@@ -170,6 +178,38 @@ def unseen(features: ModelFeatures, ops: set[str], kernels: set[str]
              for op, n in sorted(new_ops.items())]
     notes += [f"unseen kernel: {kind} ({n})" for kind, n in sorted(new_kernels.items())]
     return min(1.0, fraction), notes
+
+
+def outside(vector: numpy.ndarray, trained: dict[str, list[float]]) -> tuple[float, str | None]:
+    """How far (natural-log units) the model lies outside the span of the networks the
+    predicting model was fitted on, and a note saying so (None inside): the interval is
+    then widened by ``exp(distance / 2)`` on each side."""
+    worst, note = 0.0, None
+    for name, (low, high) in trained.items():
+        value = float(vector[MODEL_FEATURE_NAMES.index(name)])
+        distance = max(low - value, value - high, 0.0)
+        if distance > worst:
+            label = name.removeprefix("log_").replace("_", " ")
+            side = "below the smallest" if value < low else "above the largest"
+            worst, note = distance, (
+                f"extrapolated: {label} {math.exp(distance):.3g}x {side} it was trained on; "
+                f"interval widened x{math.exp(distance / 2):.3g}")
+    return worst, note
+
+
+RUNTIMES_OF_FORMAT = {"onnx": ("onnxruntime", "onnxruntime_perf_test"),
+                      "tflite": ("litert", "benchmark_model")}
+
+
+def runtime_mismatch(model_format: str, trained_settings: str) -> str | None:
+    """A note when the device's model learned from runs of another runtime than the one
+    that runs a model of this format (a .tflite model on a device measured with
+    onnxruntime): the prediction is then the other runtime's latency."""
+    runtime = trained_settings.split(" ", 1)[0]
+    wanted = RUNTIMES_OF_FORMAT.get(model_format)
+    if not runtime or wanted is None or runtime in wanted or runtime == "replay":
+        return None
+    return f"trained on {runtime} runs: the estimate is {runtime}'s latency, not {wanted[0]}'s"
 
 
 def measured(store: Store, subjects: Sequence[Subject], settings_keys: dict[str, str]
@@ -210,6 +250,9 @@ def predict_rows(predictor: Predictor, subjects: Sequence[Subject], devices: Seq
             value, measured_note = values.get((subject.record.sha256, device), (None, None))
             notes = list(estimate.notes) if estimate else [
                 f"no prediction: {predictor.why_not(device)}"]
+            trained_on = predictor.devices.get(device, {}).get("settings", "")
+            if estimate and (mismatch := runtime_mismatch(subject.record.format, trained_on)):
+                notes.append(mismatch)
             if measured_note:
                 notes.append(measured_note)
             rows.append({
@@ -255,6 +298,7 @@ def train(store: Store, out: Path | None = None, coverage: float = DEFAULT_COVER
         "devices": fitted.devices,
         "transfer_ops": fitted.transfer_ops,
         "transfer_kernels": fitted.transfer_kernels,
+        "transfer_range": fitted.transfer_range,
         "training_seconds": round(fitted.seconds, 3),
         "total_seconds": round(time.perf_counter() - started, 3),
     }

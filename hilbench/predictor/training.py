@@ -49,6 +49,7 @@ from hilbench.core.errors import ModelError, PredictorError, SettingsError
 from hilbench.core.records import RUN_OK
 from hilbench.predictor.features import (
     FEATURE_SCHEMA_VERSION,
+    MODEL_FEATURE_NAMES,
     ModelFeatures,
     extract_features,
     extract_tflite_features,
@@ -438,6 +439,7 @@ class Fitted:
     devices: dict[str, dict[str, Any]]
     transfer_ops: list[str]
     transfer_kernels: list[str]
+    transfer_range: dict[str, list[float]]
     seconds: float
 
     def payload(self) -> dict[str, Any]:
@@ -542,9 +544,25 @@ def fit(training: TrainingSet, coverage: float) -> Fitted:
             **{f"{kind}_{key}": value for kind, numbers in figures[name].items()
                for key, value in numbers.items()},
             "device_ops": sorted(ops), "device_kernels": sorted(kernels),
+            "trained_range": trained_range(training.features[rows.rows]),
         }
+    member_rows = [row for name in members for row in training.devices[name].rows]
     return Fitted(device_models, transfer, members, devices, sorted(transfer_ops),
-                  sorted(transfer_kernels), seconds)
+                  sorted(transfer_kernels), trained_range(training.features[member_rows]),
+                  seconds)
+
+
+RANGE_FEATURES = ("log_flops", "log_kernel_bytes")
+
+
+def trained_range(matrix: Array) -> dict[str, list[float]]:
+    """The span of the networks a model was fitted on, per ``RANGE_FEATURES`` (log
+    scale): a model outside it is an extrapolation."""
+    if not len(matrix):
+        return {}
+    columns = [MODEL_FEATURE_NAMES.index(name) for name in RANGE_FEATURES]
+    return {name: [float(matrix[:, c].min()), float(matrix[:, c].max())]
+            for name, c in zip(RANGE_FEATURES, columns, strict=True)}
 
 
 def _in_sample(training: TrainingSet, rows: DeviceRows, device_model: LatencyModel | None,
