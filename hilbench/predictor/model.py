@@ -270,10 +270,12 @@ class TransferModel:
 
 def _affine(raw: Array, target: Array) -> tuple[float, float]:
     """Slope (kept within [0.5, 2]) and intercept mapping the transfer model's output to a
-    device's log latency."""
+    device's log latency. The intercept is the median offset: one model the other devices
+    mislead about (a sparse variant on the only board that skips zeros) would otherwise
+    shift every prediction."""
     slope = float(numpy.polyfit(raw, target, 1)[0]) if len(raw) >= 3 else 1.0
     slope = float(numpy.clip(slope, 0.5, 2.0))
-    return slope, float(numpy.mean(target - slope * raw))
+    return slope, float(numpy.median(target - slope * raw))
 
 
 def _affine_width(raw: Array, target: Array, coverage: float) -> float:
