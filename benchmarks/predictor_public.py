@@ -16,16 +16,17 @@ NAS-Bench-201 (15,625 cells) and FBNet (5,000 networks) latencies of 20 devices 
    trained on 80 % of the networks, scored on the rest (noisy devices stay low however much
    is measured).
 3. HAT Transformers (WMT14 en-de, three devices, each its own 2,000 configurations): 80/20
-   split of ``--hat-configs`` configurations per device (graph features cost ~1.5 s per
-   configuration: three graphs with a 32k-word embedding; cached), +-10 % accuracy and MdAPE.
-   Target: >= 0.97.
+   split of ``--hat-configs`` configurations per device (graph features ~0.1 s per
+   configuration: three graphs built without weight values; cached), +-10 % accuracy and
+   MdAPE. Target: >= 0.97. ``+drift`` is a diagnostic: the accuracy once the state of the
+   machine while HAT measured (neighbouring training rows' residuals) is added.
 4. Interval calibration: share of query networks inside the 90 % interval (0.85-0.95).
 5. Speed: predictions of 10,000 candidates (target under 1 s).
 
 Scoring drops latencies under 0.5 ms (cells the phones' runtime removed; the data README).
 
 Run: python benchmarks/predictor_public.py [--space nb201|fbnet|hat] [--networks 3000]
-     [--hat-configs 300] [--seed 0]
+     [--hat-configs 2000] [--seed 0]
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ REFERENCES = 10
 FEW_SHOT = 10
 ABSOLUTE_N = 100
 MIN_SCORED_MS = 0.5
+DRIFT_NEIGHBOURS = 10
 BUILDERS: dict[str, Callable[[str], onnx.ModelProto]] = {"nb201": nb201.build,
                                                          "fbnet": fbnet.build}
 LOADERS: dict[str, Callable[[], pandas.DataFrame]] = {"nb201": load_nb201, "fbnet": load_fbnet}
@@ -164,34 +166,57 @@ def ceiling(codes: numpy.ndarray, truth: numpy.ndarray, scored: numpy.ndarray,
 def evaluate_hat(count: int, seed: int) -> None:
     """Section 3: per HAT device, a LatencyModel on 80 % of ``count`` configurations."""
     print(f"\nhat: {count} of 2,000 configurations per device, 80/20 split")
-    print(f"  {'device':<16} {'+-10%':>6} {'MdAPE':>7} {'in 90%':>7}")
-    scores = []
-    for device in HAT_DEVICES:
-        table = load_hat(device)
-        rng = numpy.random.default_rng(seed)
-        picked = numpy.sort(rng.choice(len(table), min(count, len(table)), replace=False))
-        archs = [hat_arch(tuple(float(v) for v in row))
-                 for row in table[list(HAT_FEATURES)].to_numpy()[picked]]
-        codes = cached_vectors(f"hat-{device}", archs,
-                               lambda arch: source_features(space_source("hat", arch)))
-        truth = table["latency_ms"].to_numpy()[picked]
-        order = rng.permutation(len(picked))
-        cut = int(len(order) * 0.8)
-        train, test = order[:cut], order[cut:]
-        predicted = LatencyModel(seed=seed).fit(codes[train], truth[train]).predict(codes[test])
-        error = numpy.abs(predicted.median_ms / truth[test] - 1.0)
-        inside = numpy.mean((truth[test] >= predicted.lower_ms)
-                            & (truth[test] <= predicted.upper_ms))
-        scores.append(float(numpy.mean(error <= 0.10)))
-        print(f"  {device:<16} {scores[-1]:6.3f} {numpy.median(error):7.3f} {inside:7.3f}")
+    print(f"  {'device':<16} {'+-10%':>6} {'MdAPE':>7} {'in 90%':>7} {'+drift':>7}  learner")
+    scores = [hat_device(device, count, seed) for device in HAT_DEVICES]
     print(f"  mean +-10 %      {numpy.mean(scores):6.3f}")
+
+
+def hat_device(device: str, count: int, seed: int) -> float:
+    """One HAT device's line; its +-10 % accuracy. ``+drift``, a diagnostic and no predictor:
+    the +-10 % accuracy once each prediction is moved by the machine's state at the time (the
+    median log residual of the training rows measured around it, ``session_drift``)."""
+    table = load_hat(device)
+    rng = numpy.random.default_rng(seed)
+    picked = numpy.sort(rng.choice(len(table), min(count, len(table)), replace=False))
+    archs = [hat_arch(tuple(float(v) for v in row))
+             for row in table[list(HAT_FEATURES)].to_numpy()[picked]]
+    codes = cached_vectors(f"hat-{device}", archs,
+                           lambda arch: source_features(space_source("hat", arch)))
+    truth = table["latency_ms"].to_numpy()[picked]
+    order = rng.permutation(len(picked))
+    cut = int(len(order) * 0.8)
+    train, test = order[:cut], order[cut:]
+    model = LatencyModel(seed=seed).fit(codes[train], truth[train])
+    predicted = model.predict(codes[test])
+    error = numpy.abs(predicted.median_ms / truth[test] - 1.0)
+    inside = numpy.mean((truth[test] >= predicted.lower_ms) & (truth[test] <= predicted.upper_ms))
+    residual = numpy.log(truth[train] / model.predict(codes[train]).median_ms)
+    drift = session_drift(picked[train], residual, picked[test])
+    drifted = numpy.abs(predicted.median_ms * numpy.exp(drift) / truth[test] - 1.0)
+    score = float(numpy.mean(error <= 0.10))
+    print(f"  {device:<16} {score:6.3f} {numpy.median(error):7.3f} {inside:7.3f} "
+          f"{numpy.mean(drifted <= 0.10):7.3f}  {model.learner}")
+    return score
+
+
+def session_drift(train_rows: numpy.ndarray, residual: numpy.ndarray,
+                  query_rows: numpy.ndarray) -> numpy.ndarray:
+    """Per query row, the median of ``residual`` over the ``DRIFT_NEIGHBOURS`` training rows
+    before it and as many after it in the table, whose order is the order HAT measured in
+    (its latency_dataset.py writes a row per sampled configuration): what the machine was
+    doing then (a slow start, a clock state), which no configuration feature can know."""
+    order = numpy.argsort(train_rows)
+    rows, values = train_rows[order], residual[order]
+    at = numpy.searchsorted(rows, query_rows)
+    return numpy.array([numpy.median(values[max(0, i - DRIFT_NEIGHBOURS):i + DRIFT_NEIGHBOURS])
+                        for i in at])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", choices=[*sorted(BUILDERS), "hat"], action="append")
     parser.add_argument("--networks", type=int, default=3000)
-    parser.add_argument("--hat-configs", type=int, default=300)
+    parser.add_argument("--hat-configs", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for space in args.space or ["nb201", "fbnet", "hat"]:

@@ -185,6 +185,22 @@ def test_tiny_bert_extraction_is_fast() -> None:
     assert time.perf_counter() - start < 1.0
 
 
+def test_weights_in_unloaded_external_data_count_by_dims(tmp_path: Path) -> None:
+    """A model object whose initializers stay in external data (not loaded) has the features
+    of the same model read from its file: weights by dims and type, zeros counted from the
+    values only where they are present (here none are zero)."""
+    model = _conv(8, 16, 12, 3)
+    path = tmp_path / "conv.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, size_threshold=0,
+                    location="conv.weights")
+    unloaded = onnx.load_model(path, load_external_data=False)
+    assert unloaded.graph.initializer[0].data_location == TensorProto.EXTERNAL
+    bare, read = extract_features(unloaded), extract_features(path)
+    assert bare.params == read.params == 16 * 8 * 9
+    assert bare.param_bytes == read.param_bytes and bare.flops == read.flops > 0
+    assert numpy.array_equal(model_vector(bare), model_vector(read))
+
+
 def test_batch_scales_flops() -> None:
     one, eight = extract_features(TINY_BERT), extract_features(TINY_BERT, batch=8)
     assert eight.flops == 8 * one.flops and eight.macs == 8 * one.macs

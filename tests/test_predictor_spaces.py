@@ -13,9 +13,9 @@ import pandas
 import pytest
 
 from hilbench.core.errors import DatasetError, ModelError
-from hilbench.predictor.features import extract_features
+from hilbench.predictor.features import extract_features, model_vector
 from hilbench.predictor.spaces import fbnet, hat, nb201, public
-from hilbench.predictor.spaces._graph import parameter_count
+from hilbench.predictor.spaces._graph import POOL_SIZE, GraphBuilder, parameter_count
 
 ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+" \
             "|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -218,6 +218,24 @@ def test_hat_hand_config_runs() -> None:
     cfg = hat.HatConfig(512, (1024, 512), (4, 8), 640, (2048, 512, 1024), (8, 2, 4), (2, 4, 8),
                         (2, 1, 2), vocab_size=100)
     run_hat(cfg, source=12, steps=3, beam=2)
+
+
+def test_hat_features_without_weight_values_are_the_same() -> None:
+    """``weights=False`` (what ``registry.hat_features`` builds) stores no weight values, and
+    its features equal those of the graphs with drawn weights, record for record."""
+    cfg = hat.HatConfig(512, (3072, 1024, 512), (4, 8, 2), 640, (2048, 512), (8, 2), (2, 4),
+                        (3, 1), vocab_size=256)
+    real, bare = hat.build(cfg, 12, 3, 2), hat.build(cfg, 12, 3, 2, weights=False)
+    for name in ("encoder", "decoder_first", "decoder_next"):
+        drawn, empty = getattr(real, name), getattr(bare, name)
+        assert empty.ByteSize() < drawn.ByteSize() / 10
+        assert parameter_count(empty) == parameter_count(drawn)
+        with_values, without = extract_features(drawn), extract_features(empty)
+        assert without.params == with_values.params > 0
+        assert without.to_dict() == with_values.to_dict()
+        assert numpy.array_equal(model_vector(without), model_vector(with_values))
+    # HAT's encoder seed drew two exact zeros, which made the random weights look sparse
+    assert numpy.count_nonzero(GraphBuilder(hat.SEED).pool) == POOL_SIZE
 
 
 def test_hat_split_sum_and_invalid_configs() -> None:

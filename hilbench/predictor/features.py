@@ -80,7 +80,7 @@ __all__ = [
     "model_vector",
 ]
 
-FEATURE_SCHEMA_VERSION = 2
+FEATURE_SCHEMA_VERSION = 3  # 3: generated HAT encoders lost two stray zero weights
 DEFAULT_DYNAMIC_DIM = 128  # the agent's default for a dynamic axis (hilbench.agents.inputs)
 DEFAULT_DIMS_METADATA_KEY = "hilbench.default_dims"
 _SMALL_INT_INITIALIZER = 4096  # int initializers up to this size keep their values (shapes)
@@ -570,13 +570,24 @@ def _onnx_view(model: onnx.ModelProto, inferred: onnx.ModelProto) -> GraphView:
 
     def values(name: str) -> Array | None:
         if name in stored:
-            return numpy_helper.to_array(stored[name])
+            return _stored_value(stored[name])
         if name in constants:
             return _constant_value(constants[name])
         return None
 
     outputs = [o.name for o in model.graph.output]
     return GraphView(nodes, tensors, outputs, values, "NCHW")
+
+
+def _stored_value(tensor: onnx.TensorProto) -> Array | None:
+    """An initializer's values; None while they are external data that was not loaded (a
+    model object whose weights stay in files, or a features-only graph of
+    ``hilbench.predictor.spaces``): such a weight counts by its dims and type, with no zeros
+    known."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    value: Array = numpy_helper.to_array(tensor)
+    return value
 
 
 def _graph_node(node: onnx.NodeProto, index: int) -> GraphNode:

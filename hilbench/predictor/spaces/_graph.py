@@ -3,6 +3,13 @@
 Every weight comes from one seeded generator, drawn in the order the builder asks for it, so the
 same architecture always gives the same bytes. Nodes are named after their output. Models are
 opset 17, IR version 8; the tests check them in onnx.checker and onnxruntime.
+
+A builder made with ``weights=False`` gives a graph for features only: its random weights are
+initializers with their dims and type but no values, marked as external data at
+``NO_DATA_LOCATION`` (which no file holds), so nothing of their size is drawn or copied;
+``hilbench.predictor.features`` counts them as dense weights of that size and precision, as it
+counted the drawn ones (whose values are never exactly zero). Fixed values (biases, norms,
+shapes, tables) are stored either way. Such a graph cannot run.
 """
 
 from __future__ import annotations
@@ -12,36 +19,71 @@ from typing import Any
 
 import numpy
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 OPSET = 17
 IR_VERSION = 8
 POOL_SIZE = 1 << 20
+NO_DATA_LOCATION = "hilbench-no-weight-data"
+ZERO_DRAW = numpy.float32(1e-6)
 
 
 class GraphBuilder:
-    """Collects nodes and initializers for one graph."""
+    """Collects nodes and initializers for one graph, in the model it returns."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, weights: bool = True) -> None:
         self.rng = numpy.random.default_rng(seed)
-        self.pool = self.rng.standard_normal(POOL_SIZE, dtype=numpy.float32)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        self.weights = weights
+        self._pool: numpy.ndarray | None = None
+        self.proto = onnx.ModelProto()
+        self.nodes = self.proto.graph.node
+        self.initializers = self.proto.graph.initializer
+
+    @property
+    def pool(self) -> numpy.ndarray:
+        """The ``POOL_SIZE`` N(0, 1) draws weights are read from (drawn at first use). A draw
+        of exactly 0 (about one in a million) becomes ``ZERO_DRAW``: a random weight is dense,
+        so a graph without weight values has the same features."""
+        if self._pool is None:
+            pool = self.rng.standard_normal(POOL_SIZE, dtype=numpy.float32)
+            pool[pool == 0.0] = ZERO_DRAW
+            self._pool = pool
+        return self._pool
 
     def weight(self, name: str, shape: tuple[int, ...], fan_in: int) -> str:
         """A He-scaled pseudo-random weight (keeps activations finite through deep random
         nets). Values are read from the builder's pool of N(0, 1) draws, from a seeded random
         offset, wrapping around: as deterministic as fresh draws and ~10x faster for the 50 M
-        weights of a large Transformer."""
+        weights of a large Transformer. Without ``weights``: dims and type only."""
+        if not self.weights:
+            return self._placeholder(name, shape)
+        pool = self.pool
         std = numpy.float32(math.sqrt(2.0 / max(fan_in, 1)))
         start = int(self.rng.integers(POOL_SIZE))
-        rotated = numpy.concatenate([self.pool[start:], self.pool[:start]])
+        rotated = numpy.concatenate([pool[start:], pool[:start]])
         values = numpy.resize(rotated, math.prod(shape)).reshape(shape)
         values *= std
         return self.constant(name, values)
 
+    def _placeholder(self, name: str, shape: tuple[int, ...]) -> str:
+        tensor = self.initializers.add()
+        tensor.name = name
+        tensor.data_type = TensorProto.FLOAT
+        tensor.dims.extend(shape)
+        tensor.data_location = TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", NO_DATA_LOCATION
+        return name
+
     def constant(self, name: str, values: numpy.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(values, name))
+        """An initializer written in place (as ``numpy_helper.from_array`` writes it, without
+        its copies: a 32k-word embedding is 80 MB)."""
+        array = numpy.asarray(values)
+        tensor = self.initializers.add()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
         return name
 
     def ints(self, name: str, values: list[int]) -> str:
@@ -105,14 +147,18 @@ class GraphBuilder:
 
     def model(self, name: str, inputs: list[onnx.ValueInfoProto],
               outputs: list[onnx.ValueInfoProto], default_dims: str) -> onnx.ModelProto:
-        """The model (not run through ``onnx.checker``, whose serialisation of the weights
-        cost seconds per HAT graph: the tests run every generator's graphs in onnxruntime);
-        ``default_dims`` ("batch=1,...") names the sizes hilbench feeds
-        to the symbolic dimensions (metadata ``hilbench.default_dims``)."""
-        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="hilbench", producer_version="1")
+        """The model, the builder's own (built in place, not copied; not run through
+        ``onnx.checker``, whose serialisation of the weights cost seconds per HAT graph: the
+        tests run every generator's graphs in onnxruntime); ``default_dims`` ("batch=1,...")
+        names the sizes hilbench feeds to the symbolic dimensions (metadata
+        ``hilbench.default_dims``). Call it once."""
+        model = self.proto
         model.ir_version = IR_VERSION
+        model.producer_name, model.producer_version = "hilbench", "1"
+        model.opset_import.append(helper.make_opsetid("", OPSET))
+        model.graph.name = name
+        model.graph.input.extend(inputs)
+        model.graph.output.extend(outputs)
         helper.set_model_props(model, {"hilbench.default_dims": default_dims})
         return model
 

@@ -166,14 +166,17 @@ class HatGraphs:
 
 
 def build(cfg: HatConfig, source_length: int = SOURCE_LENGTH,
-          target_length: int = TARGET_LENGTH, beam: int = BEAM) -> HatGraphs:
-    """All three graphs of ``cfg``; the lengths and beam only set default dims and runs."""
+          target_length: int = TARGET_LENGTH, beam: int = BEAM,
+          weights: bool = True) -> HatGraphs:
+    """All three graphs of ``cfg``; the lengths and beam only set default dims and runs.
+    ``weights=False``: graphs for features only, their random weights without values
+    (``GraphBuilder``): a large configuration's graphs in milliseconds instead of a second."""
     if min(source_length, target_length, beam) < 1 or max(source_length,
                                                          target_length) > MAX_POSITIONS:
         raise ModelError(f"HAT lengths must be 1..{MAX_POSITIONS} and beam >= 1")
-    return HatGraphs(build_encoder(cfg, source_length),
-                     build_decoder_step(cfg, True, source_length, target_length, beam),
-                     build_decoder_step(cfg, False, source_length, target_length, beam),
+    return HatGraphs(build_encoder(cfg, source_length, weights),
+                     build_decoder_step(cfg, True, source_length, target_length, beam, weights),
+                     build_decoder_step(cfg, False, source_length, target_length, beam, weights),
                      source_length, target_length, beam)
 
 
@@ -184,14 +187,18 @@ def memory_dims(source_length: int) -> dict[str, int]:
 # -- shared pieces ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=len(EMBED_CHOICES))
 def sinusoidal_table(width: int) -> numpy.ndarray:
-    """fairseq's sinusoidal table for the 640-wide super model, first ``width`` columns."""
+    """fairseq's sinusoidal table for the 640-wide super model, first ``width`` columns
+    (computed once per width; read-only)."""
     half = SUPER_EMBED_DIM // 2
     rate = numpy.exp(numpy.arange(half, dtype=numpy.float64) * -(math.log(10000) / (half - 1)))
     angles = numpy.arange(MAX_POSITIONS + POSITION_OFFSET, dtype=numpy.float64)[:, None] * rate
     table = numpy.concatenate([numpy.sin(angles), numpy.cos(angles)], axis=1)
     table[POSITION_OFFSET - 1, :] = 0.0
-    return numpy.ascontiguousarray(table[:, :width], dtype=numpy.float32)
+    columns = numpy.ascontiguousarray(table[:, :width], dtype=numpy.float32)
+    columns.flags.writeable = False
+    return columns
 
 
 def embed(g: GraphBuilder, tokens: str, positions: str, width: int, vocab: int) -> str:
@@ -242,11 +249,12 @@ def feed_forward(g: GraphBuilder, prefix: str, x: str, width: int, ffn: int) -> 
 # -- encoder ---------------------------------------------------------------------------------
 
 
-def build_encoder(cfg: HatConfig, source_length: int = SOURCE_LENGTH) -> onnx.ModelProto:
+def build_encoder(cfg: HatConfig, source_length: int = SOURCE_LENGTH,
+                  weights: bool = True) -> onnx.ModelProto:
     """Encoder graph: ``src_tokens`` [batch, source] int64 -> ``encoder_out`` [batch, source,
     encoder_embed_dim] and ``encoder_state_N`` (the N-th last layer's output) for every N > 1 a
-    decoder layer attends to."""
-    g = GraphBuilder(SEED)
+    decoder layer attends to. ``weights``: as in ``build``."""
+    g = GraphBuilder(SEED, weights)
     width = cfg.encoder_embed_dim
     length = g.node("Gather", [g.node("Shape", ["src_tokens"], "embed/shape"),
                                g.constant("embed/one", numpy.array(1, numpy.int64))],
@@ -282,11 +290,12 @@ def encoder_layer(g: GraphBuilder, prefix: str, x: str, width: int, ffn: int,
 
 
 def build_decoder_step(cfg: HatConfig, first: bool, source_length: int = SOURCE_LENGTH,
-                       target_length: int = TARGET_LENGTH, beam: int = BEAM) -> onnx.ModelProto:
+                       target_length: int = TARGET_LENGTH, beam: int = BEAM,
+                       weights: bool = True) -> onnx.ModelProto:
     """One incremental decoder step (``first``: step 0, which also projects the encoder
     outputs into each layer's cross keys/values; else a later step reading them and the past
-    self-attention keys/values)."""
-    g = GraphBuilder(SEED + 1)
+    self-attention keys/values). ``weights``: as in ``build``."""
+    g = GraphBuilder(SEED + 1, weights)
     width = cfg.decoder_embed_dim
     inputs = [int64_input("prev_token", ["beam", 1])]
     outputs = [float_input("logits", ["beam", cfg.vocab_size])]

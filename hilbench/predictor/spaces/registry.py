@@ -80,8 +80,9 @@ def source_features(source: str, batch: int = 1) -> ModelFeatures:
 def hat_features(cfg: hat.HatConfig, source: str) -> ModelFeatures:
     """What HAT timed: the encoder once, the first decoder step, and the other steps (their
     attention grows with the past; all are taken at the middle length, where the sum of a
-    linear cost is the same). The steps share the decoder's weights."""
-    graphs = hat.build(cfg)
+    linear cost is the same). The steps share the decoder's weights. The graphs are built
+    without weight values (``hat.build(weights=False)``): the features are the same."""
+    graphs = hat.build(cfg, weights=False)
     encoder_dims = {"batch": 1, "source": graphs.source_length}
     steps = graphs.target_length - 1
     middle = {"beam": graphs.beam, "past": max(1, (graphs.target_length) // 2),
