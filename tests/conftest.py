@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.adblab import AdbLab, run_adb_lab
+from tests.cli import bench
 from tests.sshd import SshServer, run_sshd
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -57,3 +60,28 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
 def adb_lab(tmp_path: Path) -> Iterator[AdbLab]:
     """The real adb server and an emulated Android device, for one test."""
     yield from run_adb_lab(tmp_path)
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """A store `bench demo` filled once per test session (its variants in ``root``):
+    ``copy`` gives a test module its own store to change."""
+
+    root: Path
+    database: Path
+
+    def copy(self, folder: Path) -> str:
+        target = folder / "profiles.db"
+        shutil.copy(self.database, target)
+        return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
+    root = tmp_path_factory.mktemp("demo-store")
+    env = {"XDG_DATA_HOME": str(root / "data"), "XDG_CACHE_HOME": str(root / "cache")}
+    database = root / "profiles.db"
+    demo = bench("demo", "--variants-dir", str(root / "variants"), "--json",
+                 store=f"sqlite:///{database}", env=env)
+    assert demo.returncode == 0, demo.stderr
+    return DemoStore(root, database)

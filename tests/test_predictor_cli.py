@@ -20,6 +20,7 @@ from hilbench.predictor.references import REFERENCES
 from hilbench.predictor.spaces import nb201
 from hilbench.profiles import Store
 from tests.cli import bench, one_line_error
+from tests.conftest import DemoStore
 from tests.modelfiles import corrupt
 
 TINY_BERT = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
@@ -64,13 +65,10 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+def lab(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> Lab:
     root = tmp_path_factory.mktemp("predictor")
     env = {"XDG_DATA_HOME": str(root / "data"), "XDG_CACHE_HOME": str(root / "cache")}
-    store = f"sqlite:///{root}/profiles.db"
-    demo = bench("demo", "--variants-dir", str(root / "variants"), "--json", store=store,
-                 env=env)
-    assert demo.returncode == 0, demo.stderr
+    store = demo_store.copy(root)
     shutil.copy(root / "profiles.db", root / "demo-only.db")
     calibrated = bench("predictor", "calibrate", *CALIBRATED, *FAST, "--json", store=store,
                        env=env)
@@ -199,6 +197,33 @@ def test_a_model_unlike_the_training_set_says_so(lab: Lab) -> None:
         "litert's" in small["notes"]
     assert small["upper"] / small["predicted_ms"] > 3 * bert["upper"] / bert["predicted_ms"]
     assert bert["notes"] == []
+
+
+def test_select_ranks_predicted_candidates_by_their_upper_bound(lab: Lab) -> None:
+    """A network nobody measured: the calibrated devices get predicted candidates (energy
+    from their measured power), the others say what to run; the pick's upper bound meets LC
+    and a tighter LC than every upper bound is nearest-only."""
+    new = never_measured(lab.root / "select-cell.onnx")
+    rows = lab.json("predict", "-m", str(new), "--devices", "emu-server,emu-jetson")
+    upper = {r["device"]: r["upper"] for r in rows}
+    result = lab.bench("select", "-m", str(new), "--lc", f"{max(upper.values()) * 1.01}ms",
+                       "--devices", "emu-server,emu-jetson,emu-phone", "--objective",
+                       "latency", "--percentile", "p50", "--json")  # what predict gives
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["predicted"] == 2 and answer["measured"] == 0
+    best = answer["best"]
+    assert best["source"] == "predicted" and best["device"] == min(
+        upper, key=lambda d: next(r["predicted_ms"] for r in rows if r["device"] == d))
+    assert best["latency_upper_ms"] == pytest.approx(upper[best["device"]], rel=1e-3)
+    assert best["energy_mj"] > 0 and "measured average power" in best["note"]
+    assert "bench predictor calibrate emu-phone" in answer["devices"]["emu-phone"]
+    tight = lab.bench("select", "-m", str(new), "--lc", f"{min(upper.values()) * 0.99}ms",
+                      "--devices", "emu-server,emu-jetson", "--json")  # p90: the device's
+    # own p90/p50 ratio (>= 1) times the predicted p50
+    assert tight.returncode == 1
+    told = json.loads(tight.stdout)["devices"]
+    assert all("p90 upper bound" in why and "x LC" in why for why in told.values())
 
 
 def test_damaged_or_foreign_artifacts_are_refused(

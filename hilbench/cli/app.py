@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from hilbench.cli import coordinator, demo, devices, predictor, profiles, run, variants
+from hilbench.cli import coordinator, demo, devices, predictor, profiles, run, select, variants
 from hilbench.core.errors import HilbenchError, UserError
 
 EXIT_USER_ERROR = 2
@@ -28,6 +28,7 @@ app.command("agent")(coordinator.agent_command)
 app.command("compress")(variants.compress_command)
 app.command("accuracy")(variants.accuracy_command)
 app.command("predict")(predictor.predict_command)
+app.command("select")(select.select_command)
 
 
 def main(argv: list[str] | None = None) -> None:

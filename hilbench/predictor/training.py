@@ -131,7 +131,7 @@ class StoreRuns:
     set_aside: Counter[str]
 
 
-def _settings_sizes(settings: Mapping[str, Any]
+def run_sizes(settings: Mapping[str, Any]
                     ) -> tuple[int, tuple[tuple[str, int], ...],
                                tuple[tuple[str, tuple[int, ...]], ...]]:
     batch = int(settings.get("batch_size") or 1)
@@ -141,7 +141,7 @@ def _settings_sizes(settings: Mapping[str, Any]
     return batch, dims, shapes
 
 
-def _config(runtime: str | None, version: str | None, provider: str | None,
+def run_config(runtime: str | None, version: str | None, provider: str | None,
             threads: int | None, dvfs: Mapping[str, Any] | None) -> tuple[str, str]:
     """A key and a label for the settings a run was measured under."""
     state = DvfsState.from_dict(dvfs) if dvfs else DvfsState()
@@ -202,7 +202,7 @@ def load_runs(store: Store, valid_only: bool = False, sha256s: Iterable[str] | N
             if why is not None:
                 set_aside[why] += 1
                 continue
-            batch, dims, shapes = _settings_sizes(row.settings or {})
+            batch, dims, shapes = run_sizes(row.settings or {})
             reference = None
             if batch == REFERENCE_BATCH and not dims and not shapes:
                 if row.format == SPACE_FORMAT and row.path in sources:
@@ -211,7 +211,7 @@ def load_runs(store: Store, valid_only: bool = False, sha256s: Iterable[str] | N
                     reference = by_sha.get(row.sha256) or by_name.get(row.name)
             network = Network(row.sha256, row.name, row.format, row.path, batch, dims, shapes,
                               reference)
-            key, label = _config(row.runtime, row.runtime_version, row.execution_provider,
+            key, label = run_config(row.runtime, row.runtime_version, row.execution_provider,
                                  row.threads, row.dvfs)
             found.append(MeasuredRun(row.run_id, row.device_name, network, key, label,
                                      float(latency), row.verdict))

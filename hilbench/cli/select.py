@@ -1,0 +1,242 @@
+"""`bench select`: the best (device, model, setting) for a latency and an accuracy
+constraint, the Pareto front, and why every other device lost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from hilbench.campaign.rows import format_ms
+from hilbench.cli.common import JsonOption, StoreOption, err, open_store, out, print_json
+from hilbench.cli.parsing import parse_duration
+from hilbench.core.constraints import (
+    AccuracyConstraint,
+    Constraints,
+    LatencyConstraint,
+    check_objective,
+)
+from hilbench.core.errors import ArtifactError, ModelError, SettingsError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from hilbench.predictor.service import Predictor
+    from hilbench.profiles.store import Store
+    from hilbench.selector.candidates import ModelChoice
+    from hilbench.selector.solve import Selection
+
+EXIT_NOTHING_FEASIBLE = 1
+SHOWN_COLUMNS = ("device", "model", "setting", "source", "latency_ms", "latency_upper_ms",
+                 "accuracy", "energy_mj", "power_w", "cost")
+
+
+def _choices(store: Store, family_of: str | None, files: list[Path]) -> list[ModelChoice]:
+    from hilbench.cli.variants import _family_named
+    from hilbench.core.records import ModelRecord
+    from hilbench.selector.candidates import ModelChoice
+
+    chosen: dict[str, ModelChoice] = {}
+    if family_of is not None:
+        _, members = _family_named(store, family_of)
+        for row in members.itertuples():
+            chosen[str(row.sha256)] = ModelChoice(str(row.sha256), str(row.name), str(row.path),
+                                                  str(row.format))
+    for path in files:
+        record = ModelRecord.from_file(path)
+        store.add_model(record)
+        chosen.setdefault(record.sha256, ModelChoice(record.sha256, record.name,
+                                                     str(path), record.format))
+    if not chosen:
+        raise ModelError("name the models: --family BASE (a stored family) or --model FILE")
+    return list(chosen.values())
+
+
+def _costs(items: list[str]) -> dict[str, float]:
+    costs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            cost = float(value)
+        except ValueError:
+            cost = math.nan
+        if not sep or not name.strip() or not math.isfinite(cost) or cost < 0:
+            raise SettingsError(f"invalid --cost {item!r}: expected DEVICE=NUMBER (>= 0)")
+        costs[name.strip()] = cost
+    return costs
+
+
+def _predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
+    """The trained predictor, or None and why (a missing default predictor is not an
+    error: measured candidates still count; a named file that cannot be used is)."""
+    from hilbench.predictor.artifact import latest, load
+    from hilbench.predictor.service import Predictor
+
+    if artifact is not None:
+        return Predictor.from_artifact(load(artifact)), ""
+    try:
+        return Predictor.from_artifact(load(latest())), ""
+    except ArtifactError as exc:
+        return None, f"no usable predictor ({exc})"
+
+
+def _value(row: dict[str, Any], key: str) -> Any:
+    value = row.get(key)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
+    rows = [{str(key): value for key, value in row.items()}
+            for row in frame.to_dict(orient="records")]
+    return [{key: _value(row, key) for key in row} for row in rows]
+
+
+def _json(selection: Selection, candidates: pandas.DataFrame, metric: str | None
+          ) -> dict[str, Any]:
+    constraints = selection.constraints
+    return {
+        "best": ({key: _value(selection.best, key) for key in selection.best}
+                 if selection.best is not None else None),
+        "objective": selection.objective,
+        "latency_constraint": ({"limit_ms": constraints.latency.limit_ms,
+                                "statistic": constraints.latency.statistic}
+                               if constraints.latency else None),
+        "accuracy_constraint": ({"minimum": constraints.accuracy.minimum, "metric": metric,
+                                 "dataset": constraints.accuracy.dataset}
+                                if constraints.accuracy else None),
+        "risk": constraints.risk,
+        "candidates": len(candidates),
+        "batch": int(candidates["batch"].iloc[0]) if len(candidates) else None,
+        "measured": int((candidates["source"] == "measured").sum()),
+        "predicted": int((candidates["source"] == "predicted").sum()),
+        "feasible": len(selection.ranked),
+        "devices": selection.devices,
+        "pareto": _records(selection.pareto),
+        "nearest": _records(selection.nearest),
+        "notes": list(selection.notes),
+    }
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{float(value):.{digits}g}"
+
+
+def _table(frame: pandas.DataFrame, title: str, statistic: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("device", "model", "setting", "by", statistic, "upper", "accuracy",
+                   "mJ/inf", "W", "cost"):
+        table.add_column(column, justify="left" if column in ("device", "model", "setting",
+                                                              "by") else "right")
+    for row in _records(frame):
+        table.add_row(str(row["device"]), str(row["model"]), str(row["setting"] or "-"),
+                      str(row["source"]), format_ms(row["latency_ms"]),
+                      format_ms(row["latency_upper_ms"]), _number(row["accuracy"]),
+                      _number(row["energy_mj"]), _number(row["power_w"]), _number(row["cost"]))
+    return table
+
+
+def _print(selection: Selection, candidates: pandas.DataFrame, metric: str | None) -> None:
+    constraints = selection.constraints
+    statistic = constraints.latency.statistic if constraints.latency else "p90"
+    asked = [c.describe() for c in (constraints.latency, constraints.accuracy) if c]
+    measured = int((candidates["source"] == "measured").sum())
+    predicted = int((candidates["source"] == "predicted").sum())
+    batch = int(candidates["batch"].iloc[0]) if len(candidates) else 1
+    out.print(f"{len(candidates)} candidates at batch {batch} ({measured} measured, "
+              f"{predicted} predicted), "
+              f"{len(selection.ranked)} feasible for {' and '.join(asked) or 'no constraint'} "
+              f"(risk: {constraints.risk}); objective: {selection.objective}", markup=False)
+    best = selection.best
+    if best is not None:
+        out.print(f"best: {best['device']} running {best['model']} ({best['setting']}), "
+                  f"{statistic} {format_ms(_value(best, 'latency_ms'))} ms "
+                  f"[{best['source']}], accuracy {_number(_value(best, 'accuracy'))}, "
+                  f"{_number(_value(best, 'energy_mj'))} mJ/inference", markup=False)
+    devices = Table("device", "why", title="devices", title_justify="left")
+    for name, why in sorted(selection.devices.items()):
+        devices.add_row(name, why)
+    out.print(devices)
+    if len(selection.pareto):
+        out.print(_table(selection.pareto, "Pareto front (latency x accuracy x energy)",
+                         statistic))
+    if best is None:
+        out.print(_table(selection.nearest, "nearest candidates", statistic))
+    for note in selection.notes:
+        out.print(f"note: {note}", markup=False)
+
+
+def select_command(
+    family_of: Annotated[str | None, typer.Option(
+        "--family", help="A stored base model (name or sha256): it and all its variants.")
+    ] = None,
+    model: Annotated[list[Path] | None, typer.Option(
+        "--model", "-m", help="Model file; repeat for several.")] = None,
+    devices: Annotated[str, typer.Option(
+        "--devices", "-d", help="all, NAME[,NAME...] or kind=KIND.")] = "all",
+    lc: Annotated[str | None, typer.Option(
+        "--lc", help="Latency constraint: 500us, 20ms, 1.5s.")] = None,
+    statistic: Annotated[str, typer.Option(
+        "--percentile", help="What LC bounds: mean, p50, p90 or p99.")] = "p90",
+    ac: Annotated[float | None, typer.Option("--ac", help="Accuracy constraint.")] = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Accuracy metric [default: the one the models' records share].")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Accuracy dataset name [default: any].")] = None,
+    objective: Annotated[str, typer.Option(
+        help="Minimise energy (per inference), latency, power or cost.")] = "energy",
+    cost: Annotated[list[str] | None, typer.Option(
+        help="DEVICE=NUMBER, a device's cost for --objective cost; repeat.")] = None,
+    risk: Annotated[str, typer.Option(
+        help="Which end of a predicted latency interval must meet LC: upper or median.")
+    ] = "upper",
+    batch: Annotated[int | None, typer.Option(
+        help="Only candidates at this batch size (predictions at batch 1 by default).")
+    ] = None,
+    artifact: Annotated[Path | None, typer.Option(
+        "--artifact", help="Predictor file [default: the newest trained].")] = None,
+    store: StoreOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Pick the device, model and setting that meet LC and AC at the least energy (or
+    latency, power, cost), from measurements and, where none exist, predictions."""
+    from hilbench.devices.registry import select_devices
+    from hilbench.selector.candidates import accuracies, candidates
+    from hilbench.selector.solve import solve
+
+    check_objective(objective)
+    if batch is not None and batch < 1:
+        raise SettingsError(f"batch size must be >= 1, got {batch}")
+    latency = LatencyConstraint(parse_duration(lc) * 1000, statistic) if lc else None
+    accuracy = AccuracyConstraint(ac, metric, dataset) if ac is not None else None
+    constraints = Constraints(latency, accuracy, risk)
+    costs = _costs(list(cost or []))
+    if objective == "cost" and not costs:
+        raise SettingsError("--objective cost needs each device's cost: --cost DEVICE=NUMBER")
+    predictor, why = _predictor(artifact)
+    with open_store(store) as opened:
+        chosen = select_devices(opened.list_devices(), devices)
+        unknown = sorted(set(costs) - {d.name for d in chosen})
+        if unknown:
+            raise SettingsError(f"--cost names devices not selected: {', '.join(unknown)}")
+        choices = _choices(opened, family_of, list(model or []))
+        scores, used_metric = accuracies(opened, choices, accuracy)
+        if accuracy is not None and accuracy.metric is None and used_metric is not None:
+            constraints = replace(constraints, accuracy=replace(accuracy, metric=used_metric))
+        table = candidates(opened, choices, chosen, statistic, predictor, why, batch, costs,
+                           scores)
+    selection = solve(table, constraints, objective)
+    if json_output:
+        print_json(_json(selection, table, used_metric))
+    else:
+        _print(selection, table, used_metric)
+    if selection.best is None:
+        err.print("no candidate meets the constraints", highlight=False)
+        raise typer.Exit(EXIT_NOTHING_FEASIBLE)

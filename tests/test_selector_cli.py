@@ -1,0 +1,116 @@
+"""`bench select` on the store `bench demo` fills: the digits family (FFN 0/50 % x fp32/int8,
+top-1 recorded) measured at batch 64 on this machine and the emulated devices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hilbench.profiles import Store
+from hilbench.profiles.family import accuracy_frame
+from tests.cli import bench, one_line_error
+from tests.conftest import DemoStore
+
+FAMILY = "digits-transformer"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> str:
+    return demo_store.copy(tmp_path_factory.mktemp("select"))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """No predictor trained: every candidate is a measurement or says why it is not."""
+    root = tmp_path_factory.mktemp("select-home")
+    return {"XDG_DATA_HOME": str(root / "data"), "XDG_CACHE_HOME": str(root / "cache")}
+
+
+def select(store: str, env: dict[str, str], *args: str) -> tuple[int, dict, str]:
+    result = bench("select", "--family", FAMILY, *args, "--json", store=store, env=env)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_the_pick_meets_lc_and_ac_at_the_least_measured_energy(
+        store: str, env: dict[str, str]) -> None:
+    code, answer, _ = select(store, env, "--lc", "1s", "--ac", "0.98")
+    assert code == 0
+    best = answer["best"]
+    assert answer["batch"] == 64 and best["batch"] == 64
+    assert best["source"] == "measured" and best["latency_ms"] <= 1000
+    with Store.open(store) as opened:
+        scores = accuracy_frame(opened)
+        runs = opened.runs()
+    top1 = dict(zip(scores.model, scores.value, strict=True))
+    assert best["accuracy"] == pytest.approx(top1[best["model"]]) and best["accuracy"] >= 0.98
+    # every VALID run of an accurate enough model with an energy figure costs at least as much
+    valid = runs[(runs.verdict == "VALID") & runs.model.map(lambda m: top1.get(m, 0) >= 0.98)
+                 & runs.energy_per_inference_mj.notna()]
+    assert len(valid) >= 4
+    assert best["energy_mj"] <= valid.energy_per_inference_mj.min() * 1.0001
+    assert answer["devices"][best["device"]] == "best: holds the pick"
+    others = [why for name, why in answer["devices"].items() if name != best["device"]]
+    assert all(why.startswith(("feasible, but", "not measured and not predictable"))
+               for why in others), others
+    assert answer["pareto"] and all(row["accuracy"] is not None for row in answer["pareto"])
+
+
+def test_an_impossible_lc_is_an_answer_with_the_nearest_candidates(
+        store: str, env: dict[str, str]) -> None:
+    code, answer, stderr = select(store, env, "--lc", "1us", "--ac", "0.97", "--percentile",
+                                  "p99")
+    assert code == 1 and "no candidate meets the constraints" in stderr
+    assert answer["best"] is None and answer["feasible"] == 0
+    nearest = answer["nearest"]
+    assert nearest and all(row["accuracy"] >= 0.97 for row in nearest)
+    ratios = [row["latency_ms"] for row in nearest]
+    assert ratios == sorted(ratios)
+    measured = [why for why in answer["devices"].values() if "x LC" in why]
+    assert measured and all("p99" in why and "> 0.001 ms" in why for why in measured)
+
+
+def test_an_unreachable_ac_names_the_best_accuracy(store: str, env: dict[str, str]) -> None:
+    code, answer, _ = select(store, env, "--lc", "1s", "--ac", "0.999")
+    assert code == 1
+    told = [why for why in answer["devices"].values() if why.startswith("no variant reaches")]
+    assert told and all("top1 >= 0.999" in why and "best 0.9889" in why for why in told)
+
+
+def test_without_a_predictor_unmeasured_candidates_say_so(
+        tmp_path: Path, demo_store: DemoStore, env: dict[str, str]) -> None:
+    """At batch 1 nothing of the family was measured: without a predictor every device says
+    so (tests/test_predictor_cli.py selects with one); a named predictor file that is not
+    one is refused."""
+    store = demo_store.copy(tmp_path)
+    code, answer, _ = select(store, env, "--lc", "1s", "--batch", "1")
+    assert code == 1 and answer["measured"] == 0 and answer["predicted"] == 0
+    assert all(why.startswith("not measured and not predictable: no usable predictor")
+               for why in answer["devices"].values())
+    bogus = tmp_path / "bogus.hbp"
+    bogus.write_text("not a predictor\n")
+    refused = bench("select", "--family", FAMILY, "--lc", "1s", "--artifact", str(bogus),
+                    store=store, env=env)
+    assert "is not a hilbench predictor file" in one_line_error(refused)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--lc", "20 parsecs"], "invalid duration"),
+    (["--lc", "1s", "--devices", "nope"], "unknown device nope"),
+    (["--lc", "1s", "--objective", "cost"], "--objective cost needs each device's cost"),
+    (["--lc", "1s", "--objective", "cost", "--cost", "emu-phone=cheap"], "invalid --cost"),
+    (["--lc", "1s", "--percentile", "p95"], "use one of mean, p50, p90, p99"),
+    (["--lc", "1s", "--ac", "0.9", "--metric", "top5"], ""),
+])
+def test_bad_input_is_one_line(store: str, env: dict[str, str], args: list[str],
+                               message: str) -> None:
+    result = bench("select", "--family", FAMILY, *args, store=store, env=env)
+    if not message:  # a metric nobody recorded: every device says so, exit 1
+        assert result.returncode == 1
+        assert "no accuracy record for its candidates (top5 >= 0.9 asked)" in result.stdout
+        return
+    assert message in one_line_error(result)
+    missing = bench("select", "--family", "no-such-model", "--lc", "1s", store=store, env=env)
+    assert "no model 'no-such-model' in the store" in one_line_error(missing)

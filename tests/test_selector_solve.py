@@ -1,0 +1,137 @@
+"""The selector's solving on candidate tables: what is feasible under LC, AC and the risk,
+which candidate wins for each objective, the Pareto front, and what each device is told."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+import pandas
+import pytest
+
+from hilbench.core.constraints import AccuracyConstraint, Constraints, LatencyConstraint
+from hilbench.core.errors import SettingsError
+from hilbench.selector.pareto import pareto_front
+from hilbench.selector.solve import CANDIDATE_COLUMNS, solve
+
+NAN = float("nan")
+
+
+def candidate(device: str, model: str, latency: float, *, lower: float | None = None,
+              upper: float | None = None, accuracy: float = NAN, energy: float = NAN,
+              source: str = "measured", cost: float = NAN, note: str = "") -> dict[str, Any]:
+    return {"device": device, "model": model, "model_sha256": model * 4, "batch": 1,
+            "setting": "onnxruntime 1.20.0", "dvfs": "default", "source": source,
+            "latency_ms": latency,
+            "latency_lower_ms": latency if lower is None else lower,
+            "latency_upper_ms": latency if upper is None else upper,
+            "energy_mj": energy, "power_w": NAN, "cost": cost, "accuracy": accuracy,
+            "note": note}
+
+
+def table(*rows: dict[str, Any]) -> pandas.DataFrame:
+    return pandas.DataFrame(list(rows), columns=list(CANDIDATE_COLUMNS))
+
+
+def lc(ms: float, statistic: str = "p90") -> LatencyConstraint:
+    return LatencyConstraint(ms, statistic)
+
+
+def test_a_prediction_meets_lc_only_when_its_upper_bound_does() -> None:
+    frame = table(candidate("phone", "base", 18.0, lower=12.0, upper=26.0, source="predicted",
+                            energy=5.0),
+                  candidate("board", "base", 19.5, energy=9.0))
+    cautious = solve(frame, Constraints(lc(20.0)), "energy")
+    assert cautious.best is not None and cautious.best["device"] == "board"
+    assert cautious.devices["phone"] == ("nearest feasible variant is 1.30x LC: base "
+                                         "(onnxruntime 1.20.0), p90 upper bound 26 ms > 20 ms")
+    bold = solve(frame, Constraints(lc(20.0), risk="median"), "energy")
+    assert bold.best is not None and bold.best["device"] == "phone"
+    assert bold.devices["board"].startswith("feasible, but its best (base (onnxruntime "
+                                            "1.20.0)) costs 1.80x the pick's energy")
+
+
+def test_accuracy_decides_and_each_device_is_told_why_it_lost() -> None:
+    frame = table(
+        candidate("phone", "int8", 4.0, accuracy=0.88, energy=1.0),
+        candidate("phone", "base", 9.0, accuracy=0.93, energy=3.0),
+        candidate("board", "int8", 2.0, accuracy=0.88, energy=0.5),
+        candidate("fpga", "sparse", 1.0, energy=0.1),  # never scored
+        candidate("gpu", "base", NAN, source="none",
+                  note="gpu has 3 measured models (a device model needs 10)"),
+        candidate("server", "base", 6.0, accuracy=0.93, energy=30.0),
+    )
+    constraints = Constraints(lc(8.0), AccuracyConstraint(0.91, "top1"))
+    chosen = solve(frame, constraints, "energy")
+    assert chosen.best is not None
+    assert (chosen.best["device"], chosen.best["model"]) == ("server", "base")
+    assert chosen.devices["server"] == "best: holds the pick"
+    assert chosen.devices["phone"].startswith("nearest feasible variant is 1.12x LC: base")
+    assert chosen.devices["board"] == "no variant reaches AC (top1 >= 0.91): best 0.88 (int8)"
+    assert chosen.devices["fpga"] == ("no accuracy record for its candidates (top1 >= 0.91 "
+                                      "asked)")
+    assert chosen.devices["gpu"] == ("not measured and not predictable: gpu has 3 measured "
+                                     "models (a device model needs 10)")
+    fastest = solve(frame, constraints, "latency")
+    assert fastest.best is not None and fastest.best["device"] == "server"
+
+
+def test_nothing_feasible_gives_the_nearest_candidates() -> None:
+    frame = table(candidate("phone", "base", 30.0, accuracy=0.93),
+                  candidate("phone", "int8", 12.0, accuracy=0.90),
+                  candidate("board", "base", 24.0, accuracy=0.93),
+                  candidate("board", "int8", 11.0, accuracy=0.90))
+    chosen = solve(frame, Constraints(lc(10.0), AccuracyConstraint(0.92)), "energy")
+    assert chosen.best is None and len(chosen.ranked) == 0
+    assert list(zip(chosen.nearest.device, chosen.nearest.model, strict=True)) == [
+        ("board", "base"), ("phone", "base")]  # AC met, by how far over LC
+    hopeless = solve(frame, Constraints(lc(10.0), AccuracyConstraint(0.99)), "energy")
+    assert list(hopeless.nearest.model[:2]) == ["base", "base"]  # the most accurate first
+
+
+def test_unknown_objective_figures_rank_last_and_are_said() -> None:
+    frame = table(candidate("phone", "a", 5.0, energy=2.0),
+                  candidate("board", "a", 1.0),
+                  candidate("fpga", "a", 3.0, energy=1.0))
+    chosen = solve(frame, Constraints(lc(10.0)), "energy")
+    assert chosen.best is not None and chosen.best["device"] == "fpga"
+    assert list(chosen.ranked.device) == ["fpga", "phone", "board"]
+    assert chosen.notes == ("1 feasible candidate without energy figures ranked last",)
+    assert chosen.devices["board"] == ("feasible, but its best (a (onnxruntime 1.20.0)) ranks "
+                                       "after the pick (energy unknown)")
+    blind = solve(table(candidate("board", "a", 1.0)), Constraints(lc(10.0)), "energy")
+    assert blind.notes == ("no feasible candidate has a figure for energy: ranked by latency",)
+
+
+def test_cost_is_the_devices_own_and_ties_go_to_the_faster() -> None:
+    frame = table(candidate("cheap", "a", 9.0, cost=1.0), candidate("cheap", "b", 4.0, cost=1.0),
+                  candidate("dear", "a", 1.0, cost=5.0))
+    chosen = solve(frame, Constraints(lc(10.0)), "cost")
+    assert chosen.best is not None and (chosen.best["device"], chosen.best["model"]) == (
+        "cheap", "b")
+
+
+def test_bad_constraints_are_refused() -> None:
+    with pytest.raises(SettingsError, match="positive duration"):
+        LatencyConstraint(0.0)
+    with pytest.raises(SettingsError, match="use one of mean, p50, p90, p99"):
+        LatencyConstraint(10.0, "p95")
+    with pytest.raises(SettingsError, match="objective 'speed'"):
+        solve(table(), Constraints(), "speed")
+
+
+def test_the_pareto_front_is_what_no_candidate_beats() -> None:
+    rng = numpy.random.default_rng(3)
+    points = rng.random((3000, 3))
+    points[::7] = points[1::7]  # ties are kept both
+    front = set(pareto_front(points).tolist())
+    dominated = [bool(numpy.any(numpy.all(points <= p, axis=1) & numpy.any(points < p, axis=1)))
+                 for p in points]
+    assert front == {i for i, d in enumerate(dominated) if not d}
+    frame = table(candidate("a", "x", 1.0, accuracy=0.90, energy=5.0),
+                  candidate("b", "x", 2.0, accuracy=0.95, energy=5.0),
+                  candidate("c", "x", 2.0, accuracy=0.90, energy=6.0),  # b beats it
+                  candidate("d", "x", 3.0, accuracy=0.80, energy=1.0),
+                  candidate("e", "x", 0.5, energy=0.1))  # no accuracy: not on the front
+    on_front = solve(frame, Constraints(), "energy").pareto
+    assert sorted(on_front.device) == ["a", "b", "d"]
