@@ -1,11 +1,14 @@
 """Pareto fronts of many points in a few dimensions (all minimised), in chunks of numpy
-comparisons: 100,000 candidates in a few tens of milliseconds."""
+comparisons: the front of a sample first removes most points (anything a point of the set
+dominates is off the front), then the rest are compared chunk by chunk."""
 
 from __future__ import annotations
 
 import numpy
 
 CHUNK = 1024
+SAMPLE = 2048
+FILTER_CHUNK = 4096
 
 
 def _dominated_by(points: numpy.ndarray, others: numpy.ndarray) -> numpy.ndarray:
@@ -13,15 +16,18 @@ def _dominated_by(points: numpy.ndarray, others: numpy.ndarray) -> numpy.ndarray
     and < in one."""
     if not len(others) or not len(points):
         return numpy.zeros(len(points), dtype=bool)
-    no_worse = numpy.all(others[None, :, :] <= points[:, None, :], axis=2)
-    better = numpy.any(others[None, :, :] < points[:, None, :], axis=2)
-    found: numpy.ndarray = numpy.any(no_worse & better, axis=1)
+    no_worse = numpy.ones((len(points), len(others)), dtype=bool)
+    same = numpy.ones_like(no_worse)
+    for dimension in range(points.shape[1]):
+        mine, theirs = points[:, dimension, None], others[None, :, dimension]
+        no_worse &= theirs <= mine
+        same &= theirs == mine
+    found: numpy.ndarray = numpy.any(no_worse & ~same, axis=1)
     return found
 
 
-def pareto_front(points: numpy.ndarray) -> numpy.ndarray:
-    """Indices of the rows of ``points`` (n x d, every dimension minimised, no NaN) that no
-    other row dominates, in lexicographic order of their values. Equal points are all kept.
+def _exact_front(points: numpy.ndarray) -> numpy.ndarray:
+    """The front by comparisons only, in lexicographic order of the values.
 
     Rows are sorted lexicographically first: a row can then be dominated only by one
     before it, so each chunk is checked against the front found so far and against itself."""
@@ -41,3 +47,17 @@ def pareto_front(points: numpy.ndarray) -> numpy.ndarray:
         front.append(order[start + kept])
         front_points = numpy.vstack([front_points, chunk[kept]])
     return numpy.concatenate(front)
+
+
+def pareto_front(points: numpy.ndarray) -> numpy.ndarray:
+    """Indices of the rows of ``points`` (n x d, every dimension minimised, no NaN) that no
+    other row dominates. Equal points are all kept."""
+    if len(points) <= 2 * SAMPLE:
+        return _exact_front(points)
+    sample = numpy.random.default_rng(0).choice(len(points), SAMPLE, replace=False)
+    pivots = points[sample[_exact_front(points[sample])]]
+    alive = numpy.concatenate([~_dominated_by(points[start:start + FILTER_CHUNK], pivots)
+                               for start in range(0, len(points), FILTER_CHUNK)])
+    survivors = numpy.flatnonzero(alive)
+    front: numpy.ndarray = survivors[_exact_front(points[survivors])]
+    return front

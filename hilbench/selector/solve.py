@@ -151,8 +151,13 @@ class _Context:
         ratio: numpy.ndarray = latency / limit
         return ratio
 
+    def __post_init__(self) -> None:
+        codes, names = pandas.factorize(self.frame["device"])
+        self._codes = codes
+        self._index = {str(name): i for i, name in enumerate(names)}
+
     def explain(self, device: str) -> str:
-        mine = (self.frame["device"] == device).to_numpy()
+        mine = self._codes == self._index[device]
         feasible = mine & self.has_latency & self.meets_lc & self.meets_ac
         if feasible.any():
             return self._feasible_story(device, feasible)
