@@ -16,6 +16,7 @@ import pytest
 from onnx import helper
 
 from hilbench.cli.app import main
+from hilbench.core.records import ModelRecord
 from hilbench.predictor.references import REFERENCES
 from hilbench.predictor.spaces import nb201
 from hilbench.profiles import Store
@@ -208,7 +209,7 @@ def test_select_ranks_predicted_candidates_by_their_upper_bound(lab: Lab) -> Non
     upper = {r["device"]: r["upper"] for r in rows}
     result = lab.bench("select", "-m", str(new), "--lc", f"{max(upper.values()) * 1.01}ms",
                        "--devices", "emu-server,emu-jetson,emu-phone", "--objective",
-                       "latency", "--percentile", "p50", "--json")  # what predict gives
+                       "latency", "--percentile", "p50", "--no-verify", "--json")  # as predicted
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["predicted"] == 2 and answer["measured"] == 0
@@ -219,11 +220,37 @@ def test_select_ranks_predicted_candidates_by_their_upper_bound(lab: Lab) -> Non
     assert best["energy_mj"] > 0 and "measured average power" in best["note"]
     assert "bench predictor calibrate emu-phone" in answer["devices"]["emu-phone"]
     tight = lab.bench("select", "-m", str(new), "--lc", f"{min(upper.values()) * 0.99}ms",
-                      "--devices", "emu-server,emu-jetson", "--json")  # p90: the device's
-    # own p90/p50 ratio (>= 1) times the predicted p50
+                      "--devices", "emu-server,emu-jetson", "--no-verify", "--json")
+    # p90: the device's own p90/p50 ratio (>= 1) times the predicted p50
     assert tight.returncode == 1
     told = json.loads(tight.stdout)["devices"]
     assert all("p90 upper bound" in why and "x LC" in why for why in told.values())
+
+
+def test_select_measures_a_predicted_pick_before_believing_it(lab: Lab) -> None:
+    """The closed loop: the pick was a prediction, so the best predicted candidates are
+    run on their devices, stored, and the selection made again from the measurements."""
+    new = never_measured(lab.root / "verify-cell.onnx")
+    result = lab.bench("select", "-m", str(new), "--lc", "10s", "--devices",
+                       "emu-server,emu-jetson,emu-phone", "--top-k", "1", "--verify-time",
+                       "0.05s", "--max-cv", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    story = answer["verification"]
+    assert story["status"] == "measured" and story["rounds"] >= 1
+    assert story["measurements"] == story["rounds"]  # one candidate a round
+    best = answer["best"]
+    assert best["source"] == "measured"
+    assert {"device": best["device"], "model": "verify-cell"} in [
+        {"device": m["device"], "model": m["model"]} for m in story["measured"]]
+    with Store.open(lab.store) as store:
+        runs = store.runs()
+    sha = ModelRecord.from_file(new).sha256  # select-cell.onnx, the same bytes, may name it
+    assert set(runs[runs.model_sha256 == sha].device) == {m["device"] for m in story["measured"]}
+    again = lab.bench("select", "-m", str(new), "--lc", "10s", "--devices",
+                      "emu-server,emu-jetson,emu-phone", "--json")
+    assert json.loads(again.stdout)["verification"] == {
+        "status": "was measured", "rounds": 0, "measurements": 0, "measured": []}
 
 
 def test_damaged_or_foreign_artifacts_are_refused(

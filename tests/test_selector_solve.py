@@ -136,3 +136,41 @@ def test_the_pareto_front_is_what_no_candidate_beats() -> None:
                   candidate("e", "x", 0.5, energy=0.1))  # no accuracy: not on the front
     on_front = solve(frame, Constraints(), "energy").pareto
     assert sorted(on_front.device) == ["a", "b", "d"]
+
+
+def test_the_closed_loop_measures_until_the_pick_is_a_measurement() -> None:
+    """A lab simulated by a dict of true latencies: measuring a candidate turns its row into
+    a measurement; the board's run never comes out VALID."""
+    from hilbench.selector.verify import Pick, closed_loop, unconfirmed
+
+    truth = {("phone", "a"): 9.0, ("board", "a"): 4.0, ("fpga", "a"): 30.0}
+    hoped = {"phone": 2.0, "board": 1.0, "fpga": 0.5}  # predicted energy: fpga looks best
+    measured: set[tuple[str, str]] = set()
+
+    def select(tried: frozenset[tuple[str, str]]) -> Any:
+        rows = []
+        for (device, model), latency in truth.items():
+            pair = (device, model * 4)
+            if pair in measured and device != "board":
+                rows.append(candidate(device, model, latency, energy=latency))
+            else:  # predicted optimistically: 3 ms [2, 5]
+                rows.append(candidate(device, model, 3.0, lower=2.0, upper=5.0,
+                                      source="predicted", energy=hoped[device]))
+        return solve(unconfirmed(table(*rows), tried), Constraints(lc(10.0)), "energy")
+
+    def measure(picks: Any) -> None:
+        measured.update(p.pair for p in picks)
+
+    verified = closed_loop(select, measure, top_k=1)
+    assert verified.status == "measured" and verified.measurements == 3
+    assert [r.measured for r in verified.rounds] == [
+        (Pick("fpga", "a", "aaaa", 1),), (Pick("board", "a", "aaaa", 1),),
+        (Pick("phone", "a", "aaaa", 1),)]
+    best = verified.selection.best
+    assert best is not None and (best["device"], best["source"]) == ("phone", "measured")
+    assert verified.selection.devices["board"].startswith("not measured and not predictable: "
+                                                          "measured while verifying")
+    assert verified.selection.devices["fpga"].startswith("nearest feasible variant is 3.00x")
+    measured.clear()
+    stubborn = closed_loop(select, lambda picks: None, top_k=1, max_rounds=2)
+    assert stubborn.status == "rounds exhausted" and stubborn.measurements == 2

@@ -21,14 +21,20 @@ from hilbench.core.constraints import (
     check_objective,
 )
 from hilbench.core.errors import ArtifactError, ModelError, SettingsError
+from hilbench.core.records import REPLAY_KIND
+from hilbench.core.settings import BenchmarkSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas
 
+    from hilbench.core.records import DeviceRecord
     from hilbench.predictor.service import Predictor
     from hilbench.profiles.store import Store
     from hilbench.selector.candidates import ModelChoice
     from hilbench.selector.solve import Selection
+    from hilbench.selector.verify import Pair, Pick, Verified
 
 EXIT_NOTHING_FEASIBLE = 1
 SHOWN_COLUMNS = ("device", "model", "setting", "source", "latency_ms", "latency_upper_ms",
@@ -68,6 +74,47 @@ def _costs(items: list[str]) -> dict[str, float]:
             raise SettingsError(f"invalid --cost {item!r}: expected DEVICE=NUMBER (>= 0)")
         costs[name.strip()] = cost
     return costs
+
+
+def _measure(store: Store, devices: Sequence[DeviceRecord], choices: Sequence[ModelChoice],
+             picks: Sequence[Pick], settings: BenchmarkSettings) -> None:
+    """Run each pick on its device (the devices of one model in parallel, as bench run does)
+    and store the runs."""
+    from hilbench.cli.run import execute
+    from hilbench.core.records import ModelRecord
+
+    by_name = {d.name: d for d in devices}
+    files = {c.sha256: c for c in choices}
+    replayed = [p for p in picks if by_name[p.device].kind == REPLAY_KIND]
+    for pick in replayed:
+        err.print(f"not verified: {pick.device} is a replay device (a published table; "
+                  "nothing to run)", highlight=False)
+    for sha in dict.fromkeys(p.model_sha256 for p in picks if p not in replayed):
+        chosen = [by_name[p.device] for p in picks if p.model_sha256 == sha
+                  and p not in replayed]
+        record = ModelRecord.from_file(Path(files[sha].path))
+        batch = next(p.batch for p in picks if p.model_sha256 == sha)
+        err.print(f"verifying: {record.name} on {', '.join(d.name for d in chosen)}",
+                  highlight=False)
+        execute(store, chosen, [record], replace(settings, batch_size=batch))
+
+
+def _story(verified: Verified) -> dict[str, Any]:
+    return {"status": verified.status, "rounds": len(verified.rounds),
+            "measurements": verified.measurements,
+            "measured": [{"round": i + 1, "device": p.device, "model": p.model}
+                         for i, r in enumerate(verified.rounds) for p in r.measured]}
+
+
+def _story_line(verified: Verified, asked: bool | None) -> str:
+    status = verified.status
+    if status == "rounds exhausted" and not verified.rounds:
+        return ("not verified: the pick is a prediction (--verify measures it)" if asked is
+                False else "not verified: --max-rounds 0")
+    if not verified.rounds:
+        return f"verification: none needed ({status})"
+    return (f"verification: {len(verified.rounds)} round(s), {verified.measurements} "
+            f"measurement(s); {status}")
 
 
 def _predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
@@ -202,6 +249,17 @@ def select_command(
     ] = None,
     artifact: Annotated[Path | None, typer.Option(
         "--artifact", help="Predictor file [default: the newest trained].")] = None,
+    verify: Annotated[bool | None, typer.Option(
+        "--verify/--no-verify", help="Measure predicted picks and select again until the "
+        "pick is measured [default: on when the pick was only predicted].",
+        show_default=False)] = None,
+    top_k: Annotated[int, typer.Option(
+        "--top-k", help="Predicted candidates measured per verification round.")] = 3,
+    max_rounds: Annotated[int, typer.Option(help="Verification rounds at most.")] = 5,
+    verify_time: Annotated[str, typer.Option(
+        help="Minimum timed duration of a verification run.")] = "1s",
+    max_cv: Annotated[float, typer.Option(
+        help="A verification run is INVALID above this coefficient of variation.")] = 0.10,
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -210,8 +268,11 @@ def select_command(
     from hilbench.devices.registry import select_devices
     from hilbench.selector.candidates import accuracies, candidates
     from hilbench.selector.solve import solve
+    from hilbench.selector.verify import closed_loop, unconfirmed
 
     check_objective(objective)
+    if top_k < 1 or max_rounds < 0:
+        raise SettingsError("--top-k must be >= 1 and --max-rounds >= 0")
     if batch is not None and batch < 1:
         raise SettingsError(f"batch size must be >= 1, got {batch}")
     latency = LatencyConstraint(parse_duration(lc) * 1000, statistic) if lc else None
@@ -221,6 +282,7 @@ def select_command(
     if objective == "cost" and not costs:
         raise SettingsError("--objective cost needs each device's cost: --cost DEVICE=NUMBER")
     predictor, why = _predictor(artifact)
+    check = BenchmarkSettings(min_duration_s=parse_duration(verify_time), max_cv=max_cv)
     with open_store(store) as opened:
         chosen = select_devices(opened.list_devices(), devices)
         unknown = sorted(set(costs) - {d.name for d in chosen})
@@ -230,13 +292,25 @@ def select_command(
         scores, used_metric = accuracies(opened, choices, accuracy)
         if accuracy is not None and accuracy.metric is None and used_metric is not None:
             constraints = replace(constraints, accuracy=replace(accuracy, metric=used_metric))
-        table = candidates(opened, choices, chosen, statistic, predictor, why, batch, costs,
-                           scores)
-    selection = solve(table, constraints, objective)
+        tables: list[pandas.DataFrame] = []
+
+        def select_once(tried: frozenset[Pair]) -> Selection:
+            table = unconfirmed(candidates(opened, choices, chosen, statistic, predictor, why,
+                                           batch, costs, scores), tried)
+            tables.append(table)
+            return solve(table, constraints, objective)
+
+        def measure(picks: Sequence[Pick]) -> None:
+            _measure(opened, chosen, choices, picks, check)
+
+        verified = closed_loop(select_once, measure, top_k, max_rounds if verify is not False
+                               else 0)
+    selection, table = verified.selection, tables[-1]
     if json_output:
-        print_json(_json(selection, table, used_metric))
+        print_json({**_json(selection, table, used_metric), "verification": _story(verified)})
     else:
         _print(selection, table, used_metric)
+        out.print(_story_line(verified, verify), markup=False)
     if selection.best is None:
         err.print("no candidate meets the constraints", highlight=False)
         raise typer.Exit(EXIT_NOTHING_FEASIBLE)

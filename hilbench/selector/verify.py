@@ -1,0 +1,114 @@
+"""The closed loop: a pick that was only predicted is measured before it is believed.
+
+While the best feasible candidate is a prediction, the ``top_k`` best predicted candidates
+are measured (``measure`` runs them on the devices and stores the runs), and the selection
+is made again from the store: a measured candidate now stands for itself. A pair measured
+without a VALID run is not predicted again (the prediction was not confirmed, and the
+measurement cannot be trusted); its row says so. The loop ends when the pick is measured,
+when nothing is feasible, or after ``max_rounds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy
+import pandas
+
+from hilbench.selector.solve import Selection
+
+Pair = tuple[str, str]  # (device, model sha256)
+UNCONFIRMED = ("measured while verifying, without a VALID run: the prediction is not "
+               "trusted (bench profiles show for the run)")
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A candidate to measure."""
+
+    device: str
+    model: str
+    model_sha256: str
+    batch: int
+
+    @property
+    def pair(self) -> Pair:
+        return (self.device, self.model_sha256)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One turn of the loop: the predicted pick that started it, and what was measured."""
+
+    predicted_best: Pick
+    measured: tuple[Pick, ...]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The final selection, the rounds it took, and how it ended: ``measured`` (the pick is
+    a measurement), ``was measured`` (it was before any round), ``nothing feasible`` or
+    ``rounds exhausted`` (the pick is still a prediction)."""
+
+    selection: Selection
+    rounds: tuple[Round, ...]
+    status: str
+
+    @property
+    def measurements(self) -> int:
+        return sum(len(r.measured) for r in self.rounds)
+
+
+def _pick(row: dict[str, object] | pandas.Series) -> Pick:
+    return Pick(str(row["device"]), str(row["model"]), str(row["model_sha256"]),
+                int(str(row["batch"])))
+
+
+def unconfirmed(frame: pandas.DataFrame, tried: frozenset[Pair]) -> pandas.DataFrame:
+    """``frame`` with the predicted rows of pairs already measured emptied (no latency, a
+    note): their runs were not VALID, or they would be measured rows now."""
+    if not tried or frame.empty:
+        return frame
+    pairs = list(zip(frame["device"], frame["model_sha256"], strict=True))
+    hit = numpy.array([pair in tried for pair in pairs]) & (
+        frame["source"] == "predicted").to_numpy()
+    if not hit.any():
+        return frame
+    changed = frame.copy()
+    for column in ("latency_ms", "latency_lower_ms", "latency_upper_ms", "energy_mj",
+                   "power_w"):
+        changed.loc[hit, column] = numpy.nan
+    changed.loc[hit, "source"] = "none"
+    changed.loc[hit, "note"] = UNCONFIRMED
+    return changed
+
+
+def closed_loop(select: Callable[[frozenset[Pair]], Selection],
+                measure: Callable[[Sequence[Pick]], None], top_k: int = 3,
+                max_rounds: int = 5) -> Verified:
+    """Select, measure the best predicted candidates, select again, until the pick is a
+    measurement. ``select(tried)`` builds the selection from the store, emptying the
+    predicted rows of ``tried`` pairs (see ``unconfirmed``)."""
+    tried: set[Pair] = set()
+    rounds: list[Round] = []
+    selection = select(frozenset())
+    while True:
+        best = selection.best
+        if best is None:
+            return Verified(selection, tuple(rounds), "nothing feasible")
+        if best["source"] == "measured":
+            return Verified(selection, tuple(rounds),
+                            "measured" if rounds else "was measured")
+        if len(rounds) >= max_rounds:
+            return Verified(selection, tuple(rounds), "rounds exhausted")
+        ranked = selection.ranked
+        predicted = ranked[ranked["source"] == "predicted"]
+        picks = [p for p in (_pick(row) for _, row in predicted.iterrows())
+                 if p.pair not in tried][:top_k]
+        if not picks:
+            return Verified(selection, tuple(rounds), "rounds exhausted")
+        measure(picks)
+        tried |= {p.pair for p in picks}
+        rounds.append(Round(_pick(best), tuple(picks)))
+        selection = select(frozenset(tried))
