@@ -45,6 +45,7 @@ def synthetic(count: int, seed: int) -> pandas.DataFrame:
         "model": numpy.char.add("variant-", variant.astype(str)),
         "model_sha256": numpy.char.add("sha-", variant.astype(str)),
         "batch": 1, "setting": "onnxruntime", "dvfs": numpy.char.add("level-", level.astype(str)),
+        "dvfs_levels": None,
         "source": numpy.where(predicted, "predicted", "measured"),
         "latency_ms": latency, "latency_lower_ms": latency / width,
         "latency_upper_ms": latency * width, "energy_mj": power * latency, "power_w": power,

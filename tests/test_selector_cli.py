@@ -114,3 +114,43 @@ def test_bad_input_is_one_line(store: str, env: dict[str, str], args: list[str],
     assert message in one_line_error(result)
     missing = bench("select", "--family", "no-such-model", "--lc", "1s", store=store, env=env)
     assert "no model 'no-such-model' in the store" in one_line_error(missing)
+
+
+def test_per_dvfs_level_the_variant_that_meets_lc_there(
+        tmp_path: Path, demo_store: DemoStore, env: dict[str, str]) -> None:
+    """RT3's table: the emulated phone swept over its big cluster's levels with the base
+    model and the FFN-50 % int8 variant, and an LC the base meets at the top level that
+    nothing meets at the bottom one: every level has its row, highest first, with the
+    variant chosen there or why none is; exported as the JSON a runtime loads."""
+    store = demo_store.copy(tmp_path)
+    variants = demo_store.root / "variants"
+    models = [Path(__file__).parents[1] / "hilbench/assets/digits-transformer.onnx",
+              variants / "digits-transformer-ffn50-int8.onnx"]
+    swept = bench("run", *(a for m in models for a in ("-m", str(m))), "--devices",
+                  "emu-phone", "--dvfs", "sweep", "--batch", "64", "--warmup", "2",
+                  "--warmup-time", "0s", "--min-time", "0.3s", "--idle-time", "0s",
+                  "--max-cv", "1", "--json", store=store, env=env)
+    assert swept.returncode == 0, swept.stderr
+    p90 = {(r["model"], r["dvfs_pinned_mhz"]["cpu4-7"]): r["p90_ms"]
+           for r in json.loads(swept.stdout)}
+    base = {mhz: ms for (model, mhz), ms in p90.items() if model == FAMILY}
+    small = {mhz: ms for (model, mhz), ms in p90.items() if model != FAMILY}
+    top, bottom = max(base), min(base)
+    # an LC the base meets at the top level but the small variant misses at the bottom
+    limit = (base[top] + small[bottom]) / 2
+    assert base[top] < limit < small[bottom]
+    export = tmp_path / "reconfiguration.json"
+    result = bench("select", "--family", FAMILY, "--lc", f"{limit}ms", "--objective",
+                   "latency", "--per-dvfs", "emu-phone", "--export", str(export), "--json",
+                   "--devices", "emu-phone", store=store, env=env)
+    assert result.returncode == 0, result.stderr
+    table = json.loads(export.read_text())
+    assert table == json.loads(result.stdout)["reconfiguration"]
+    assert table["format"] == "hilbench-reconfiguration" and table["device"] == "emu-phone"
+    pinned = [level for level in table["levels"] if level["pinned_khz"]]
+    assert [level["pinned_khz"]["cpu4-7"] // 1000 for level in pinned] == sorted(
+        base, reverse=True)  # every swept level, highest first
+    assert pinned[0]["model"] == "digits-transformer-ffn50-int8"  # the fastest at the top
+    assert pinned[-1]["model"] is None and "x LC" in pinned[-1]["why"]
+    assert all(level["latency_ms"] <= limit for level in pinned if level["model"])
+    assert Path(pinned[0]["model_path"]).is_file()

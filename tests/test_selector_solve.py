@@ -21,7 +21,8 @@ def candidate(device: str, model: str, latency: float, *, lower: float | None = 
               upper: float | None = None, accuracy: float = NAN, energy: float = NAN,
               source: str = "measured", cost: float = NAN, note: str = "") -> dict[str, Any]:
     return {"device": device, "model": model, "model_sha256": model * 4, "batch": 1,
-            "setting": "onnxruntime 1.20.0", "dvfs": "default", "source": source,
+            "setting": "onnxruntime 1.20.0", "dvfs": "default", "dvfs_levels": {},
+            "source": source,
             "latency_ms": latency,
             "latency_lower_ms": latency if lower is None else lower,
             "latency_upper_ms": latency if upper is None else upper,

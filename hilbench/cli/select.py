@@ -99,6 +99,51 @@ def _measure(store: Store, devices: Sequence[DeviceRecord], choices: Sequence[Mo
         execute(store, chosen, [record], replace(settings, batch_size=batch))
 
 
+def _levels(table: pandas.DataFrame, device: str | None, selection: Selection,
+            choices: Sequence[ModelChoice], path: Path | None) -> dict[str, Any] | None:
+    """The per-DVFS table of ``device`` as exported, written to ``path`` when given."""
+    from hilbench.selector.reconfigure import export, reconfiguration
+
+    if device is None:
+        return None
+    if device not in set(table["device"]):
+        raise SettingsError(f"--per-dvfs {device}: not among the selected devices")
+    levels = reconfiguration(table, device, selection.constraints, selection.objective)
+    exported = export(levels, device, selection.constraints, selection.objective,
+                      {c.sha256: c.path for c in choices})
+    if path is not None:
+        _write_json(path, exported)
+    return exported
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    import json
+    import os
+    import tempfile
+
+    try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, indent=2)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise SettingsError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _levels_table(levels: dict[str, Any]) -> Table:
+    constraint = levels["latency_constraint"]
+    title = (f"{levels['device']}: the variant per DVFS level"
+             + (f" ({constraint['statistic']} <= {constraint['limit_ms']:g} ms)"
+                if constraint else ""))
+    table = Table("DVFS level", "model", "latency ms", "mJ/inf", "accuracy", "why not",
+                  title=title, title_justify="left")
+    for level in levels["levels"]:
+        table.add_row(level["dvfs"], level["model"] or "-",
+                      format_ms(level.get("latency_ms")), _number(level.get("energy_mj")),
+                      _number(level.get("accuracy")), level.get("why", ""))
+    return table
+
+
 def _story(verified: Verified) -> dict[str, Any]:
     return {"status": verified.status, "rounds": len(verified.rounds),
             "measurements": verified.measurements,
@@ -260,6 +305,12 @@ def select_command(
         help="Minimum timed duration of a verification run.")] = "1s",
     max_cv: Annotated[float, typer.Option(
         help="A verification run is INVALID above this coefficient of variation.")] = 0.10,
+    per_dvfs: Annotated[str | None, typer.Option(
+        "--per-dvfs", help="DEVICE: the variant to run at each DVFS level it was measured at "
+        "(bench run --dvfs sweep).", show_default=False)] = None,
+    export_path: Annotated[Path | None, typer.Option(
+        "--export", help="Write the --per-dvfs table to this JSON file.",
+        show_default=False)] = None,
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -271,6 +322,8 @@ def select_command(
     from hilbench.selector.verify import closed_loop, unconfirmed
 
     check_objective(objective)
+    if export_path is not None and per_dvfs is None:
+        raise SettingsError("--export writes the --per-dvfs table: name the device too")
     if top_k < 1 or max_rounds < 0:
         raise SettingsError("--top-k must be >= 1 and --max-rounds >= 0")
     if batch is not None and batch < 1:
@@ -306,11 +359,15 @@ def select_command(
         verified = closed_loop(select_once, measure, top_k, max_rounds if verify is not False
                                else 0)
     selection, table = verified.selection, tables[-1]
+    levels = _levels(table, per_dvfs, selection, choices, export_path)
     if json_output:
-        print_json({**_json(selection, table, used_metric), "verification": _story(verified)})
+        print_json({**_json(selection, table, used_metric), "verification": _story(verified),
+                    **({"reconfiguration": levels} if levels else {})})
     else:
         _print(selection, table, used_metric)
         out.print(_story_line(verified, verify), markup=False)
+        if levels:
+            out.print(_levels_table(levels))
     if selection.best is None:
         err.print("no candidate meets the constraints", highlight=False)
         raise typer.Exit(EXIT_NOTHING_FEASIBLE)

@@ -31,6 +31,7 @@ import pandas
 from sqlalchemy import select
 
 from hilbench.core.constraints import AccuracyConstraint
+from hilbench.core.dvfs import DvfsState
 from hilbench.core.errors import ModelError, SettingsError
 from hilbench.core.records import RUN_OK, DeviceRecord
 from hilbench.predictor.training import run_config, run_sizes
@@ -62,6 +63,7 @@ class MeasuredGroup:
     model: ModelChoice
     setting: str
     dvfs: str
+    levels: dict[str, Any]  # pinned domain -> kHz, and "power_mode" when one was set
     batch: int
     figures: dict[str, float]  # statistic / energy / power -> median over the group's runs
     runs: int
@@ -70,6 +72,17 @@ class MeasuredGroup:
 def _median(values: Iterable[float | None]) -> float:
     found = [float(v) for v in values if v is not None]
     return float(numpy.median(found)) if found else float("nan")
+
+
+def pinned_levels(dvfs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The DVFS levels a run was held at: each pinned domain's kHz (min = max), and the
+    power mode when the run set one; empty for a run at the device's default."""
+    state = DvfsState.from_dict(dvfs) if dvfs else DvfsState()
+    levels: dict[str, Any] = {d.name: d.max_khz for d in state.domains
+                              if d.max_khz is not None and d.min_khz == d.max_khz}
+    if state.power_mode:
+        levels["power_mode"] = state.power_mode
+    return levels
 
 
 def _dvfs_label(setting: str) -> str:
@@ -116,7 +129,7 @@ def measured_groups(store: Store, choices: Sequence[ModelChoice], devices: Seque
     for predictions); and the count of INVALID runs per (device, model, batch)."""
     by_sha = {c.sha256: c for c in choices}
     grouped: dict[tuple[str, str, str, int], list[Any]] = defaultdict(list)
-    labels: dict[tuple[str, str, str, int], str] = {}
+    labels: dict[tuple[str, str, str, int], tuple[str, dict[str, Any]]] = {}
     history: dict[str, DeviceHistory] = defaultdict(lambda: DeviceHistory({}, {}))
     invalid: dict[tuple[str, str, int], int] = defaultdict(int)
     with store.connection() as connection:
@@ -133,16 +146,16 @@ def measured_groups(store: Store, choices: Sequence[ModelChoice], devices: Seque
                 continue
             group = (row.device_name, row.sha256, key, batch)
             grouped[group].append(row)
-            labels[group] = label
+            labels[group] = (label, pinned_levels(row.dvfs))
     groups = []
     for (device, sha, _, batch), rows in grouped.items():
-        label = labels[(device, sha, _, batch)]
+        label, levels = labels[(device, sha, _, batch)]
         figures = {name: _median(getattr(r, column) for r in rows)
                    for name, column in STATISTIC_COLUMNS.items()}
         figures["energy_mj"] = _median(r.energy_per_inference_mj for r in rows)
         figures["power_w"] = _median(r.avg_power_w for r in rows)
-        groups.append(MeasuredGroup(device, by_sha[sha], label, _dvfs_label(label), batch,
-                                    figures, len(rows)))
+        groups.append(MeasuredGroup(device, by_sha[sha], label, _dvfs_label(label), levels,
+                                    batch, figures, len(rows)))
     return groups, dict(history), dict(invalid)
 
 
@@ -191,7 +204,7 @@ def _measured_row(group: MeasuredGroup, statistic: str) -> dict[str, Any]:
     value = group.figures[statistic]
     note = "" if numpy.isfinite(value) else f"{statistic} not reported by the device's tool"
     return _row(group.device, group.model, group.batch, setting=group.setting,
-                dvfs=group.dvfs,
+                dvfs=group.dvfs, dvfs_levels=group.levels,
                 source="measured", latency_ms=value, latency_lower_ms=value,
                 latency_upper_ms=value, energy_mj=group.figures["energy_mj"],
                 power_w=group.figures["power_w"], note=note)
@@ -268,6 +281,7 @@ def _predicted_row(device: str, item: _Pending, estimate: Estimate, setting: str
     if power is not None:
         notes.append("energy: the device's measured average power x the predicted latency")
     return _row(device, item.model, batch, setting=setting, dvfs=_dvfs_label(setting),
+                dvfs_levels=None,
                 source="predicted", latency_ms=latency,
                 latency_lower_ms=estimate.lower_ms * ratio,
                 latency_upper_ms=estimate.upper_ms * ratio,

@@ -25,7 +25,7 @@ from hilbench.core.constraints import Constraints, check_objective
 from hilbench.selector.pareto import pareto_front
 
 CANDIDATE_COLUMNS = (
-    "device", "model", "model_sha256", "batch", "setting", "dvfs", "source",
+    "device", "model", "model_sha256", "batch", "setting", "dvfs", "dvfs_levels", "source",
     "latency_ms", "latency_lower_ms", "latency_upper_ms",
     "energy_mj", "power_w", "cost", "accuracy", "note",
 )
