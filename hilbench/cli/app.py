@@ -6,7 +6,17 @@ import sys
 
 import typer
 
-from hilbench.cli import coordinator, demo, devices, predictor, profiles, run, select, variants
+from hilbench.cli import (
+    coordinator,
+    demo,
+    devices,
+    fleet,
+    predictor,
+    profiles,
+    run,
+    select,
+    variants,
+)
 from hilbench.core.errors import HilbenchError, UserError
 
 EXIT_USER_ERROR = 2
@@ -29,6 +39,7 @@ app.command("compress")(variants.compress_command)
 app.command("accuracy")(variants.accuracy_command)
 app.command("predict")(predictor.predict_command)
 app.command("select")(select.select_command)
+app.command("fleet")(fleet.fleet_command)
 
 
 def main(argv: list[str] | None = None) -> None:
