@@ -175,3 +175,35 @@ def test_the_closed_loop_measures_until_the_pick_is_a_measurement() -> None:
     measured.clear()
     stubborn = closed_loop(select, lambda picks: None, top_k=1, max_rounds=2)
     assert stubborn.status == "rounds exhausted" and stubborn.measurements == 2
+
+
+def test_a_measured_pick_is_checked_against_predictions_that_could_beat_it() -> None:
+    """The phone's measurement is feasible; the board's prediction is not (upper bound 14 ms
+    > 10 ms) but could be (lower bound 5 ms) and would then cost less: it is measured, and
+    wins. The FPGA cannot meet LC even at its lower bound and is left alone."""
+    from hilbench.selector.verify import Pick, closed_loop, contenders
+
+    measured: set[str] = set()
+
+    def select(tried: frozenset[tuple[str, str]]) -> Any:
+        rows = [candidate("phone", "a", 8.0, energy=4.0)]
+        rows.append(candidate("board", "a", 6.0, energy=2.0) if "board" in measured else
+                    candidate("board", "a", 9.0, lower=5.0, upper=14.0, source="predicted",
+                              energy=3.0))
+        rows.append(candidate("fpga", "a", 20.0, lower=15.0, upper=30.0, source="predicted",
+                              energy=0.1))
+        return solve(table(*rows), Constraints(lc(10.0)), "energy")
+
+    first = select(frozenset())
+    assert first.best is not None and first.best["device"] == "phone"
+    assert list(contenders(first, frozenset()).device) == ["board"]
+    verified = closed_loop(select, lambda picks: measured.update(p.device for p in picks))
+    assert verified.status == "measured"
+    assert [r.measured for r in verified.rounds] == [(Pick("board", "a", "aaaa", 1),)]
+    best = verified.selection.best
+    assert best is not None and (best["device"], best["energy_mj"]) == ("board", 2.0)
+    accurate = solve(table(candidate("phone", "small", 2.0, accuracy=0.90),
+                           candidate("phone", "large", 9.0, accuracy=0.95),
+                           candidate("phone", "huge", 12.0, accuracy=0.97)),
+                     Constraints(lc(10.0)), "accuracy")
+    assert accurate.best is not None and accurate.best["model"] == "large"

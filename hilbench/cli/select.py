@@ -283,7 +283,8 @@ def select_command(
     dataset: Annotated[str | None, typer.Option(
         help="Accuracy dataset name [default: any].")] = None,
     objective: Annotated[str, typer.Option(
-        help="Minimise energy (per inference), latency, power or cost.")] = "energy",
+        help="Minimise energy (per inference), latency, power or cost, or maximise "
+        "accuracy.")] = "energy",
     cost: Annotated[list[str] | None, typer.Option(
         help="DEVICE=NUMBER, a device's cost for --objective cost; repeat.")] = None,
     risk: Annotated[str, typer.Option(

@@ -4,7 +4,7 @@
 mean); ``AccuracyConstraint`` is AC on one metric, optionally of one dataset; ``Risk`` says
 which end of a latency interval must meet LC (a predicted candidate is feasible only when
 the upper end of its interval meets LC by default). ``OBJECTIVES`` are what a feasible
-candidate is ranked by, lowest first.
+candidate is ranked by: the lowest energy, latency, power or cost, or the highest accuracy.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hilbench.core.errors import SettingsError
 
 LATENCY_STATISTICS = ("mean", "p50", "p90", "p99")
-OBJECTIVES = ("energy", "latency", "power", "cost")
+OBJECTIVES = ("energy", "latency", "power", "cost", "accuracy")
 RISKS = ("upper", "median")
 
 

@@ -30,8 +30,10 @@ CANDIDATE_COLUMNS = (
     "energy_mj", "power_w", "cost", "accuracy", "note",
 )
 OBJECTIVE_COLUMNS = {"energy": "energy_mj", "latency": "latency_ms", "power": "power_w",
-                     "cost": "cost"}
-OBJECTIVE_UNITS = {"energy": "mJ/inference", "latency": "ms", "power": "W", "cost": ""}
+                     "cost": "cost", "accuracy": "accuracy"}
+OBJECTIVE_UNITS = {"energy": "mJ/inference", "latency": "ms", "power": "W", "cost": "",
+                   "accuracy": ""}
+MAXIMISED = frozenset({"accuracy"})
 NEAREST = 5
 
 
@@ -49,6 +51,7 @@ class Selection:
     objective: str
     constraints: Constraints
     notes: tuple[str, ...] = field(default=())
+    candidates: pandas.DataFrame | None = None
 
 
 def empty_candidates() -> pandas.DataFrame:
@@ -80,9 +83,18 @@ def feasibility(frame: pandas.DataFrame, constraints: Constraints
     return has_latency, meets_lc, meets_ac
 
 
-def _ranked(frame: pandas.DataFrame, objective: str) -> pandas.DataFrame:
+def objective_score(frame: pandas.DataFrame, objective: str) -> numpy.ndarray:
+    """Per candidate, the objective as a figure to minimise (accuracy negated); unknown
+    figures are +inf."""
     score = frame[OBJECTIVE_COLUMNS[objective]].to_numpy(dtype=float)
-    score = numpy.where(numpy.isfinite(score), score, numpy.inf)
+    if objective in MAXIMISED:
+        score = -score
+    found: numpy.ndarray = numpy.where(numpy.isfinite(score), score, numpy.inf)
+    return found
+
+
+def _ranked(frame: pandas.DataFrame, objective: str) -> pandas.DataFrame:
+    score = objective_score(frame, objective)
     order = numpy.lexsort((frame["latency_ms"].to_numpy(dtype=float), score))
     ranked: pandas.DataFrame = frame.iloc[order]
     return ranked
@@ -124,7 +136,7 @@ def solve(frame: pandas.DataFrame, constraints: Constraints, objective: str = "e
     devices = {str(name): context.explain(str(name)) for name in frame["device"].unique()}
     nearest = frame.iloc[:0] if best is not None else context.nearest()
     return Selection(best, ranked, pareto(frame), devices, nearest, objective, constraints,
-                     tuple(notes))
+                     tuple(notes), frame)
 
 
 def _ms(value: float) -> str:
@@ -176,6 +188,9 @@ class _Context:
         column = OBJECTIVE_COLUMNS[self.objective]
         own = _ranked(self.frame[feasible], self.objective).iloc[0]
         mine, theirs = float(own[column]), float(self.best[column])
+        if self.objective in MAXIMISED and math.isfinite(mine) and math.isfinite(theirs):
+            return (f"feasible, but its best ({self._label(own)}) reaches {self.objective} "
+                    f"{mine:.4g} against the pick's {theirs:.4g}")
         if math.isfinite(mine) and math.isfinite(theirs) and theirs > 0:
             unit = OBJECTIVE_UNITS[self.objective]
             return (f"feasible, but its best ({self._label(own)}) costs {mine / theirs:.2f}x "

@@ -1,11 +1,15 @@
-"""The closed loop: a pick that was only predicted is measured before it is believed.
+"""The closed loop: a pick that was only predicted is measured before it is believed, and a
+measured pick is checked against what the predictions leave open.
 
 While the best feasible candidate is a prediction, the ``top_k`` best predicted candidates
 are measured (``measure`` runs them on the devices and stores the runs), and the selection
-is made again from the store: a measured candidate now stands for itself. A pair measured
-without a VALID run is not predicted again (the prediction was not confirmed, and the
-measurement cannot be trusted); its row says so. The loop ends when the pick is measured,
-when nothing is feasible, or after ``max_rounds``.
+is made again from the store: a measured candidate now stands for itself. Once the pick is a
+measurement, the predicted candidates that could still beat it (*contenders*: the lower end
+of their latency interval meets LC, they meet AC, and their objective at that lower end is
+better than the pick's) are measured the same way, best first, until none is left. A pair
+measured without a VALID run is not predicted again (the prediction was not confirmed, and
+the measurement cannot be trusted); its row says so. The loop ends when the pick is a
+measurement no prediction can beat, when nothing is feasible, or after ``max_rounds``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from dataclasses import dataclass
 import numpy
 import pandas
 
-from hilbench.selector.solve import Selection
+from hilbench.selector.solve import (
+    Selection,
+    feasibility,
+    objective_score,
+)
 
 Pair = tuple[str, str]  # (device, model sha256)
 UNCONFIRMED = ("measured while verifying, without a VALID run: the prediction is not "
@@ -39,17 +47,19 @@ class Pick:
 
 @dataclass(frozen=True)
 class Round:
-    """One turn of the loop: the predicted pick that started it, and what was measured."""
+    """One turn of the loop: the pick that started it (a prediction, or a measurement with
+    contenders), and what was measured."""
 
-    predicted_best: Pick
+    pick: Pick
     measured: tuple[Pick, ...]
 
 
 @dataclass(frozen=True)
 class Verified:
     """The final selection, the rounds it took, and how it ended: ``measured`` (the pick is
-    a measurement), ``was measured`` (it was before any round), ``nothing feasible`` or
-    ``rounds exhausted`` (the pick is still a prediction)."""
+    a measurement no prediction can beat), ``was measured`` (so before any round),
+    ``nothing feasible`` or ``rounds exhausted`` (the pick is still a prediction, or
+    contenders are left)."""
 
     selection: Selection
     rounds: tuple[Round, ...]
@@ -84,6 +94,30 @@ def unconfirmed(frame: pandas.DataFrame, tried: frozenset[Pair]) -> pandas.DataF
     return changed
 
 
+def contenders(selection: Selection, tried: frozenset[Pair]) -> pandas.DataFrame:
+    """Predicted candidates not measured yet that their intervals allow to be feasible and
+    better than the measured pick, the most promising first."""
+    frame, best = selection.candidates, selection.best
+    if frame is None or best is None or frame.empty:
+        return pandas.DataFrame()
+    constraints, objective = selection.constraints, selection.objective
+    lower = frame["latency_lower_ms"].to_numpy(dtype=float)
+    optimistic = frame.assign(latency_upper_ms=lower, latency_ms=lower)
+    has, meets_lc, meets_ac = feasibility(optimistic, constraints)
+    if objective == "energy":  # a prediction's energy is power x latency
+        ratio = lower / frame["latency_ms"].to_numpy(dtype=float)
+        optimistic = optimistic.assign(energy_mj=frame["energy_mj"] * ratio)
+    score = objective_score(optimistic, objective)
+    best_score = float(objective_score(pandas.DataFrame([best]), objective)[0])
+    pairs = zip(frame["device"], frame["model_sha256"], strict=True)
+    untried = numpy.array([pair not in tried for pair in pairs])
+    open_ = ((frame["source"] == "predicted").to_numpy() & untried & has & meets_lc & meets_ac
+             & (score < best_score))
+    order = numpy.argsort(score[open_], kind="stable")
+    chosen: pandas.DataFrame = frame[open_].iloc[order]
+    return chosen
+
+
 def closed_loop(select: Callable[[frozenset[Pair]], Selection],
                 measure: Callable[[Sequence[Pick]], None], top_k: int = 3,
                 max_rounds: int = 5) -> Verified:
@@ -98,13 +132,16 @@ def closed_loop(select: Callable[[frozenset[Pair]], Selection],
         if best is None:
             return Verified(selection, tuple(rounds), "nothing feasible")
         if best["source"] == "measured":
-            return Verified(selection, tuple(rounds),
-                            "measured" if rounds else "was measured")
+            queue = contenders(selection, frozenset(tried))
+            if queue.empty:
+                return Verified(selection, tuple(rounds),
+                                "measured" if rounds else "was measured")
+        else:
+            ranked = selection.ranked
+            queue = ranked[ranked["source"] == "predicted"]
         if len(rounds) >= max_rounds:
             return Verified(selection, tuple(rounds), "rounds exhausted")
-        ranked = selection.ranked
-        predicted = ranked[ranked["source"] == "predicted"]
-        picks = [p for p in (_pick(row) for _, row in predicted.iterrows())
+        picks = [p for p in (_pick(row) for _, row in queue.iterrows())
                  if p.pair not in tried][:top_k]
         if not picks:
             return Verified(selection, tuple(rounds), "rounds exhausted")
