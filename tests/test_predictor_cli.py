@@ -231,9 +231,11 @@ def test_select_measures_a_predicted_pick_before_believing_it(lab: Lab) -> None:
     """The closed loop: the pick was a prediction, so the best predicted candidates are
     run on their devices, stored, and the selection made again from the measurements."""
     new = never_measured(lab.root / "verify-cell.onnx")
+    shutil.copy(lab.root / "profiles.db", lab.root / "verify.db")  # runs added: its own store
+    store = f"sqlite:///{lab.root}/verify.db"
     result = lab.bench("select", "-m", str(new), "--lc", "10s", "--devices",
                        "emu-server,emu-jetson,emu-phone", "--top-k", "1", "--verify-time",
-                       "0.05s", "--max-cv", "1", "--json")
+                       "0.05s", "--max-cv", "1", "--json", store=store)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     story = answer["verification"]
@@ -243,12 +245,12 @@ def test_select_measures_a_predicted_pick_before_believing_it(lab: Lab) -> None:
     assert best["source"] == "measured"
     assert {"device": best["device"], "model": "verify-cell"} in [
         {"device": m["device"], "model": m["model"]} for m in story["measured"]]
-    with Store.open(lab.store) as store:
-        runs = store.runs()
+    with Store.open(store) as opened:
+        runs = opened.runs()
     sha = ModelRecord.from_file(new).sha256  # select-cell.onnx, the same bytes, may name it
     assert set(runs[runs.model_sha256 == sha].device) == {m["device"] for m in story["measured"]}
     again = lab.bench("select", "-m", str(new), "--lc", "10s", "--devices",
-                      "emu-server,emu-jetson,emu-phone", "--json")
+                      "emu-server,emu-jetson,emu-phone", "--json", store=store)
     assert json.loads(again.stdout)["verification"] == {
         "status": "was measured", "rounds": 0, "measurements": 0, "measured": []}
 

@@ -4,10 +4,12 @@ top-1 recorded) measured at batch 64 on this machine and the emulated devices.""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from hilbench.cli.app import main
 from hilbench.profiles import Store
 from hilbench.profiles.family import accuracy_frame
 from tests.cli import bench, one_line_error
@@ -96,24 +98,49 @@ def test_without_a_predictor_unmeasured_candidates_say_so(
     assert "is not a hilbench predictor file" in one_line_error(refused)
 
 
+def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+               env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``bench``'s entry point in this process, for the quick checks (a new process costs
+    a second or two of imports)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HILBENCH_STORE", raising=False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1,
+                                       captured.out, captured.err)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--lc", "20 parsecs"], "invalid duration"),
     (["--lc", "1s", "--devices", "nope"], "unknown device nope"),
     (["--lc", "1s", "--objective", "cost"], "--objective cost needs each device's cost"),
     (["--lc", "1s", "--objective", "cost", "--cost", "emu-phone=cheap"], "invalid --cost"),
     (["--lc", "1s", "--percentile", "p95"], "use one of mean, p50, p90, p99"),
-    (["--lc", "1s", "--ac", "0.9", "--metric", "top5"], ""),
+    (["--lc", "1s", "--export", "x.json"], "--export writes the --per-dvfs table"),
+    (["--lc", "1s", "--per-dvfs", "nope"], "--per-dvfs nope: not among the selected devices"),
 ])
-def test_bad_input_is_one_line(store: str, env: dict[str, str], args: list[str],
-                               message: str) -> None:
-    result = bench("select", "--family", FAMILY, *args, store=store, env=env)
-    if not message:  # a metric nobody recorded: every device says so, exit 1
-        assert result.returncode == 1
-        assert "no accuracy record for its candidates (top5 >= 0.9 asked)" in result.stdout
-        return
+def test_bad_input_is_one_line(store: str, env: dict[str, str], args: list[str], message: str,
+                               capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    result = in_process(capsys, monkeypatch, env, "select", "--family", FAMILY, *args,
+                        "--store", store)
     assert message in one_line_error(result)
-    missing = bench("select", "--family", "no-such-model", "--lc", "1s", store=store, env=env)
+
+
+def test_unknown_family_and_unrecorded_metric(store: str, env: dict[str, str],
+                                             capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = in_process(capsys, monkeypatch, env, "select", "--family", "no-such-model",
+                         "--lc", "1s", "--store", store)
     assert "no model 'no-such-model' in the store" in one_line_error(missing)
+    unrecorded = in_process(capsys, monkeypatch, env, "select", "--family", FAMILY, "--lc",
+                            "1s", "--ac", "0.9", "--metric", "top5", "--store", store)
+    assert unrecorded.returncode == 1  # every device says so: an answer, not an input error
+    assert "no accuracy record for its candidates (top5 >= 0.9 asked)" in unrecorded.stdout
 
 
 def test_per_dvfs_level_the_variant_that_meets_lc_there(
@@ -128,7 +155,7 @@ def test_per_dvfs_level_the_variant_that_meets_lc_there(
               variants / "digits-transformer-ffn50-int8.onnx"]
     swept = bench("run", *(a for m in models for a in ("-m", str(m))), "--devices",
                   "emu-phone", "--dvfs", "sweep", "--batch", "64", "--warmup", "2",
-                  "--warmup-time", "0s", "--min-time", "0.3s", "--idle-time", "0s",
+                  "--warmup-time", "0s", "--min-time", "0.1s", "--idle-time", "0s",
                   "--max-cv", "1", "--json", store=store, env=env)
     assert swept.returncode == 0, swept.stderr
     p90 = {(r["model"], r["dvfs_pinned_mhz"]["cpu4-7"]): r["p90_ms"]
