@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 BENCH = str(Path(sys.executable).parent / "bench")
 
 
@@ -39,3 +41,21 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.stderr
     return lines[0]
+
+
+def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+               env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``bench``'s entry point in this process (what the console script calls), for the
+    quick checks: a new process costs a second or two of imports."""
+    from hilbench.cli.app import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HILBENCH_STORE", raising=False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = exited.value.code
+    return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1,
+                                       captured.out, captured.err)

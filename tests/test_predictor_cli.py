@@ -15,12 +15,11 @@ import onnx
 import pytest
 from onnx import helper
 
-from hilbench.cli.app import main
 from hilbench.core.records import ModelRecord
 from hilbench.predictor.references import REFERENCES
 from hilbench.predictor.spaces import nb201
 from hilbench.profiles import Store
-from tests.cli import bench, one_line_error
+from tests.cli import bench, in_process, one_line_error
 from tests.conftest import DemoStore
 from tests.modelfiles import corrupt
 
@@ -51,18 +50,7 @@ class Lab:
 
     def main(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
              *args: str) -> subprocess.CompletedProcess[str]:
-        """``bench``'s entry point in this process (what the console script calls), for
-        the quick checks: a new process costs seconds of imports."""
-        for name, value in self.env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("HILBENCH_STORE", raising=False)
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        captured = capsys.readouterr()
-        code = exited.value.code
-        return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1,
-                                           captured.out, captured.err)
+        return in_process(capsys, monkeypatch, self.env, *args)
 
 
 @pytest.fixture(scope="module")

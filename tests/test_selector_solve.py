@@ -125,7 +125,8 @@ def test_the_pareto_front_is_what_no_candidate_beats() -> None:
     rng = numpy.random.default_rng(3)
     for count in (3000, 6000):  # all compared / a sample's front removes most first
         points = rng.random((count, 3))
-        points[::7] = points[1::7]  # ties are kept both
+        copies = points[1::7].copy()
+        points[::7][:len(copies)] = copies  # ties are kept both
         front = set(pareto_front(points).tolist())
         dominated = [bool(numpy.any(numpy.all(points <= p, axis=1)
                                     & numpy.any(points < p, axis=1))) for p in points]

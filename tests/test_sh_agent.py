@@ -240,6 +240,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _default_hup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_stopped_agent_puts_the_limits_back_and_stops_the_tool(
     phone: Path, tmp_path: Path, stop: signal.Signals
@@ -250,10 +254,12 @@ def test_a_stopped_agent_puts_the_limits_back_and_stops_the_tool(
     before = limits(phone)
     script = tmp_path / "hilbench-agent.sh"
     script.write_bytes(sh_agent_script())
+    # a shell cannot trap a signal ignored when it started (POSIX): under nohup, as a test
+    # run may be, HUP would be; a device's shell starts with it at its default
     running = subprocess.Popen(["sh", str(script), "run", str(phone), "0.05", "0",
                                 *pins(tmp_path, phone, 1056000), "--power-command", "1", "true",
                                 "--", str(tool)], stdout=subprocess.PIPE, text=True,
-                               cwd=tmp_path)
+                               cwd=tmp_path, preexec_fn=_default_hup)
     deadline = time.monotonic() + 30
     while not (tmp_path / "tool.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -14,7 +14,12 @@ from rich.table import Table
 from hilbench.campaign.rows import format_ms
 from hilbench.cli.common import JsonOption, StoreOption, err, open_store, out, print_json
 from hilbench.cli.parsing import parse_duration
-from hilbench.cli.select import EXIT_NOTHING_FEASIBLE, _number, _predictor, _value
+from hilbench.cli.select import (
+    EXIT_NOTHING_FEASIBLE,
+    cell_value,
+    load_predictor,
+    number_text,
+)
 from hilbench.core.constraints import AccuracyConstraint, Constraints, LatencyConstraint
 from hilbench.core.errors import SettingsError
 
@@ -57,8 +62,8 @@ def _print(plan: FleetPlan, jobs: list[Job]) -> None:
         row = a.candidate
         table.add_row(a.job, f"{rates[a.job]:g}", str(row["device"]), str(row["model"]),
                       str(row["setting"]), str(row["source"]),
-                      format_ms(_value(row, "latency_ms")), f"{a.utilization:.1%}",
-                      _number(a.power_w))
+                      format_ms(cell_value(row, "latency_ms")), f"{a.utilization:.1%}",
+                      number_text(a.power_w))
     out.print(table)
     shares = ", ".join(f"{d} {u:.0%}" for d, u in sorted(plan.utilization.items()))
     total = f"{plan.power_w:.4g} W" if plan.power_w is not None else "unknown"
@@ -74,7 +79,7 @@ def _json(plan: FleetPlan, jobs: list[Job]) -> dict[str, Any]:
         "power_w": plan.power_w, "utilization": plan.utilization,
         "assignments": [{"job": a.job, "rate_hz": rates[a.job], "utilization": a.utilization,
                          "power_w": a.power_w,
-                         **{k: _value(a.candidate, k) for k in a.candidate}}
+                         **{k: cell_value(a.candidate, k) for k in a.candidate}}
                         for a in plan.assignments],
     }
 
@@ -107,7 +112,7 @@ def fleet_command(
     """Serve several models at their rates on shared devices at the least power: each job
     gets one device, variant and setting that meet its LC and AC, and no device is loaded
     past --max-utilization."""
-    from hilbench.cli.select import _choices
+    from hilbench.cli.select import model_choices
     from hilbench.devices.registry import select_devices
     from hilbench.selector.candidates import accuracies, candidates
     from hilbench.selector.fleet import plan_fleet
@@ -119,12 +124,12 @@ def fleet_command(
         raise SettingsError("each --job names a different model")
     if any(j.constraints.latency is None for j in jobs):
         raise SettingsError("every job needs an LC: --lc, or MODEL=RATE@LC")
-    predictor, why = _predictor(artifact)
+    predictor, why = load_predictor(artifact)
     tables = {}
     with open_store(store) as opened:
         chosen = select_devices(opened.list_devices(), devices)
         for index, item in enumerate(jobs):
-            choices = _choices(opened, item.name, [])
+            choices = model_choices(opened, item.name, [])
             scores, used = accuracies(opened, choices, item.constraints.accuracy)
             accuracy = item.constraints.accuracy
             if accuracy is not None and accuracy.metric is None and used is not None:

@@ -37,11 +37,9 @@ if TYPE_CHECKING:
     from hilbench.selector.verify import Pair, Pick, Verified
 
 EXIT_NOTHING_FEASIBLE = 1
-SHOWN_COLUMNS = ("device", "model", "setting", "source", "latency_ms", "latency_upper_ms",
-                 "accuracy", "energy_mj", "power_w", "cost")
 
 
-def _choices(store: Store, family_of: str | None, files: list[Path]) -> list[ModelChoice]:
+def model_choices(store: Store, family_of: str | None, files: list[Path]) -> list[ModelChoice]:
     from hilbench.cli.variants import _family_named
     from hilbench.core.records import ModelRecord
     from hilbench.selector.candidates import ModelChoice
@@ -139,8 +137,8 @@ def _levels_table(levels: dict[str, Any]) -> Table:
                   title=title, title_justify="left")
     for level in levels["levels"]:
         table.add_row(level["dvfs"], level["model"] or "-",
-                      format_ms(level.get("latency_ms")), _number(level.get("energy_mj")),
-                      _number(level.get("accuracy")), level.get("why", ""))
+                      format_ms(level.get("latency_ms")), number_text(level.get("energy_mj")),
+                      number_text(level.get("accuracy")), level.get("why", ""))
     return table
 
 
@@ -162,7 +160,7 @@ def _story_line(verified: Verified, asked: bool | None) -> str:
             f"measurement(s); {status}")
 
 
-def _predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
+def load_predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
     """The trained predictor, or None and why (a missing default predictor is not an
     error: measured candidates still count; a named file that cannot be used is)."""
     from hilbench.predictor.artifact import latest, load
@@ -176,7 +174,7 @@ def _predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
         return None, f"no usable predictor ({exc})"
 
 
-def _value(row: dict[str, Any], key: str) -> Any:
+def cell_value(row: dict[str, Any], key: str) -> Any:
     value = row.get(key)
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -186,14 +184,14 @@ def _value(row: dict[str, Any], key: str) -> Any:
 def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
     rows = [{str(key): value for key, value in row.items()}
             for row in frame.to_dict(orient="records")]
-    return [{key: _value(row, key) for key in row} for row in rows]
+    return [{key: cell_value(row, key) for key in row} for row in rows]
 
 
 def _json(selection: Selection, candidates: pandas.DataFrame, metric: str | None
           ) -> dict[str, Any]:
     constraints = selection.constraints
     return {
-        "best": ({key: _value(selection.best, key) for key in selection.best}
+        "best": ({key: cell_value(selection.best, key) for key in selection.best}
                  if selection.best is not None else None),
         "objective": selection.objective,
         "latency_constraint": ({"limit_ms": constraints.latency.limit_ms,
@@ -215,7 +213,7 @@ def _json(selection: Selection, candidates: pandas.DataFrame, metric: str | None
     }
 
 
-def _number(value: Any, digits: int = 4) -> str:
+def number_text(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{float(value):.{digits}g}"
@@ -230,8 +228,9 @@ def _table(frame: pandas.DataFrame, title: str, statistic: str) -> Table:
     for row in _records(frame):
         table.add_row(str(row["device"]), str(row["model"]), str(row["setting"] or "-"),
                       str(row["source"]), format_ms(row["latency_ms"]),
-                      format_ms(row["latency_upper_ms"]), _number(row["accuracy"]),
-                      _number(row["energy_mj"]), _number(row["power_w"]), _number(row["cost"]))
+                      format_ms(row["latency_upper_ms"]), number_text(row["accuracy"]),
+                      number_text(row["energy_mj"]), number_text(row["power_w"]),
+                      number_text(row["cost"]))
     return table
 
 
@@ -249,9 +248,9 @@ def _print(selection: Selection, candidates: pandas.DataFrame, metric: str | Non
     best = selection.best
     if best is not None:
         out.print(f"best: {best['device']} running {best['model']} ({best['setting']}), "
-                  f"{statistic} {format_ms(_value(best, 'latency_ms'))} ms "
-                  f"[{best['source']}], accuracy {_number(_value(best, 'accuracy'))}, "
-                  f"{_number(_value(best, 'energy_mj'))} mJ/inference", markup=False)
+                  f"{statistic} {format_ms(cell_value(best, 'latency_ms'))} ms "
+                  f"[{best['source']}], accuracy {number_text(cell_value(best, 'accuracy'))}, "
+                  f"{number_text(cell_value(best, 'energy_mj'))} mJ/inference", markup=False)
     devices = Table("device", "why", title="devices", title_justify="left")
     for name, why in sorted(selection.devices.items()):
         devices.add_row(name, why)
@@ -335,14 +334,14 @@ def select_command(
     costs = _costs(list(cost or []))
     if objective == "cost" and not costs:
         raise SettingsError("--objective cost needs each device's cost: --cost DEVICE=NUMBER")
-    predictor, why = _predictor(artifact)
+    predictor, why = load_predictor(artifact)
     check = BenchmarkSettings(min_duration_s=parse_duration(verify_time), max_cv=max_cv)
     with open_store(store) as opened:
         chosen = select_devices(opened.list_devices(), devices)
         unknown = sorted(set(costs) - {d.name for d in chosen})
         if unknown:
             raise SettingsError(f"--cost names devices not selected: {', '.join(unknown)}")
-        choices = _choices(opened, family_of, list(model or []))
+        choices = model_choices(opened, family_of, list(model or []))
         scores, used_metric = accuracies(opened, choices, accuracy)
         if accuracy is not None and accuracy.metric is None and used_metric is not None:
             constraints = replace(constraints, accuracy=replace(accuracy, metric=used_metric))

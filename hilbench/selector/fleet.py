@@ -121,6 +121,7 @@ def plan_fleet(jobs: Sequence[Job], candidates: Mapping[str, pandas.DataFrame],
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = 1
+    solver.parameters.catch_sigint_signal = False  # Ctrl-C stays the caller's
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return FleetPlan("infeasible", (), {}, None, (_capacity_story(jobs, options,
