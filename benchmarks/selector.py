@@ -12,21 +12,32 @@
    measurement no prediction can beat. Printed: the share of queries whose verified pick is
    the true optimum (same accuracy; ties go by latency) and the share of candidates measured.
    Target: >= 0.95 optimal while measuring <= 5 %.
+2. End to end on the demo (``--part demo``): ``bench demo`` into a temporary store, then
+   ``bench select`` queries on the digits family (measured at batch 64 on this machine and
+   the emulated devices) as a user types them: the pick, its measured p90, top-1 and energy,
+   and the time to answer (the command's wall time, Python start included).
 3. Solve time: ``hilbench.selector.solve.solve`` on 100,000 candidates (a synthetic table
    shaped like a large lab's: 200 devices x 50 variants x 10 DVFS levels, latencies with
    predicted intervals on half of them, accuracy per variant, energy per candidate), with LC
    and AC set so that about a tenth are feasible: the best pick, the Pareto front and every
    device's explanation. Target: under 0.5 s.
 
-Run: python benchmarks/selector.py [--part loop|solve] [--queries 200] [--candidates 100000]
+Run: python benchmarks/selector.py [--part loop|demo|solve] [--queries 200]
+     [--candidates 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy
 import pandas
@@ -202,6 +213,55 @@ def synthetic(count: int, seed: int) -> pandas.DataFrame:
     }, columns=list(CANDIDATE_COLUMNS))
 
 
+DEMO_QUERIES = (
+    ("--lc", "3ms", "--ac", "0.98"),
+    ("--lc", "3ms", "--ac", "0.97"),
+    ("--lc", "1ms", "--ac", "0.97", "--objective", "latency"),
+    ("--lc", "2ms", "--ac", "0.97", "--percentile", "p99", "--objective", "power"),
+    ("--lc", "100us", "--ac", "0.97"),
+)
+
+
+def demo_figures() -> None:
+    with tempfile.TemporaryDirectory(prefix="hilbench-selector-") as folder:
+        root = Path(folder)
+        env = {**os.environ, "XDG_DATA_HOME": str(root / "data"),
+               "XDG_CACHE_HOME": str(root / "cache")}
+        store = f"sqlite:///{root}/profiles.db"
+
+        def bench(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "hilbench.cli", *args, "--store",
+                                   store], capture_output=True, text=True, env=env,
+                                  check=False)
+
+        started = time.perf_counter()
+        demo = bench("demo")
+        if demo.returncode != 0:
+            raise SystemExit(f"bench demo failed: {demo.stderr.strip()[-300:]}")
+        print(f"2. end to end: bench demo {time.perf_counter() - started:.1f} s, then "
+              "bench select --family digits-transformer ...")
+        for query in DEMO_QUERIES:
+            started = time.perf_counter()
+            result = bench("select", "--family", "digits-transformer", *query, "--json")
+            seconds = time.perf_counter() - started
+            answer = json.loads(result.stdout)
+            best = answer["best"]
+            asked = " ".join(query)
+            if best is None:
+                nearest = answer["nearest"][0] if answer["nearest"] else None
+                near = (f"nearest {nearest['device']} {nearest['model']} p90 "
+                        f"{nearest['latency_ms']:.3g} ms" if nearest else "no candidate")
+                print(f"   {asked}: nothing feasible (exit {result.returncode}); {near}; "
+                      f"{seconds:.2f} s")
+                continue
+            energy = best["energy_mj"]
+            statistic = answer["latency_constraint"]["statistic"]
+            print(f"   {asked}: {best['device']} {best['model']} ({best['source']}) "
+                  f"{statistic} {best['latency_ms']:.3g} ms, top-1 {best['accuracy']:.4f}, "
+                  f"{'-' if energy is None else f'{energy:.3g}'} mJ/inference; "
+                  f"{answer['feasible']} of {answer['candidates']} feasible; {seconds:.2f} s")
+
+
 def solve_figures(count: int, rounds: int, seed: int) -> None:
     frame = synthetic(count, seed)
     limit = float(numpy.quantile(frame.latency_upper_ms, 0.2))
@@ -224,15 +284,17 @@ def solve_figures(count: int, rounds: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["loop", "solve"], action="append")
+    parser.add_argument("--part", choices=["loop", "demo", "solve"], action="append")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    parts = args.part or ["loop", "solve"]
+    parts = args.part or ["loop", "demo", "solve"]
     if "loop" in parts:
         loop_figures(args.queries, args.seed)
+    if "demo" in parts:
+        demo_figures()
     if "solve" in parts:
         solve_figures(args.candidates, args.rounds, args.seed)
 
