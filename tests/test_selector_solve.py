@@ -61,6 +61,9 @@ def test_accuracy_decides_and_each_device_is_told_why_it_lost() -> None:
         candidate("gpu", "base", NAN, source="none",
                   note="gpu has 3 measured models (a device model needs 10)"),
         candidate("server", "base", 6.0, accuracy=0.93, energy=30.0),
+        candidate("local", "int8", 3.0, accuracy=0.88),  # measured, not accurate enough
+        candidate("local", "base", NAN, accuracy=0.93, source="none",
+                  note="its run was INVALID; no usable predictor"),
     )
     constraints = Constraints(lc(8.0), AccuracyConstraint(0.91, "top1"))
     chosen = solve(frame, constraints, "energy")
@@ -73,6 +76,9 @@ def test_accuracy_decides_and_each_device_is_told_why_it_lost() -> None:
                                       "asked)")
     assert chosen.devices["gpu"] == ("not measured and not predictable: gpu has 3 measured "
                                      "models (a device model needs 10)")
+    assert chosen.devices["local"] == (
+        "no variant reaches AC (top1 >= 0.91): best 0.88 (int8); base, which does, is not "
+        "measured and not predictable: its run was INVALID; no usable predictor")
     fastest = solve(frame, constraints, "latency")
     assert fastest.best is not None and fastest.best["device"] == "server"
 
@@ -208,3 +214,28 @@ def test_a_measured_pick_is_checked_against_predictions_that_could_beat_it() -> 
                            candidate("phone", "huge", 12.0, accuracy=0.97)),
                      Constraints(lc(10.0)), "accuracy")
     assert accurate.best is not None and accurate.best["model"] == "large"
+
+
+def test_with_nothing_feasible_the_predictions_that_could_be_are_measured() -> None:
+    """The board's prediction (12 ms [8, 16]) misses 10 ms, but could meet it: measured, it
+    does (9 ms). The phone's (30 ms [20, 40]) could not, and is left alone."""
+    from hilbench.selector.verify import closed_loop
+
+    measured: set[str] = set()
+
+    def select(tried: frozenset[tuple[str, str]]) -> Any:
+        board = (candidate("board", "a", 9.0, energy=2.0) if "board" in measured else
+                 candidate("board", "a", 12.0, lower=8.0, upper=16.0, source="predicted"))
+        return solve(table(board, candidate("phone", "a", 30.0, lower=20.0, upper=40.0,
+                                            source="predicted")), Constraints(lc(10.0)),
+                     "energy")
+
+    verified = closed_loop(select, lambda picks: measured.update(p.device for p in picks))
+    assert verified.status == "measured" and verified.measurements == 1
+    assert verified.rounds[0].pick is None
+    best = verified.selection.best
+    assert best is not None and best["device"] == "board" and best["source"] == "measured"
+    hopeless = closed_loop(lambda tried: solve(table(candidate(
+        "phone", "a", 30.0, lower=20.0, upper=40.0, source="predicted")),
+        Constraints(lc(10.0)), "energy"), lambda picks: None)
+    assert hopeless.status == "nothing feasible" and hopeless.measurements == 0

@@ -177,9 +177,16 @@ class _Context:
             notes = [str(n) for n in self.frame.loc[mine, "note"] if n]
             why = notes[0] if notes else "no candidate"
             return f"not measured and not predictable: {why}"
-        if self.constraints.accuracy is not None and not (mine & self.meets_ac).any():
-            return self._accuracy_story(mine)
-        return self._latency_story(mine & self.meets_ac & self.has_latency)
+        timed = mine & self.has_latency
+        if self.constraints.accuracy is not None and not (timed & self.meets_ac).any():
+            story = self._accuracy_story(timed)
+            untimed = mine & self.meets_ac & ~self.has_latency
+            if untimed.any():  # the accurate enough ones have no latency
+                row = self.frame.iloc[int(numpy.flatnonzero(untimed)[0])]
+                story += (f"; {row['model']}, which does, is not measured and not "
+                          f"predictable: {row['note'] or 'no candidate'}")
+            return story
+        return self._latency_story(timed & self.meets_ac)
 
     def _feasible_story(self, device: str, feasible: numpy.ndarray) -> str:
         assert self.best is not None  # some candidate is feasible

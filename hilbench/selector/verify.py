@@ -8,8 +8,10 @@ measurement, the predicted candidates that could still beat it (*contenders*: th
 of their latency interval meets LC, they meet AC, and their objective at that lower end is
 better than the pick's) are measured the same way, best first, until none is left. A pair
 measured without a VALID run is not predicted again (the prediction was not confirmed, and
-the measurement cannot be trusted); its row says so. The loop ends when the pick is a
-measurement no prediction can beat, when nothing is feasible, or after ``max_rounds``.
+the measurement cannot be trusted); its row says so. When nothing is feasible, the
+predictions that could be (their lower bound meets LC) are measured the same way. The loop
+ends when the pick is a measurement no prediction can beat, when nothing is or could be
+feasible, or after ``max_rounds``.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ class Pick:
 @dataclass(frozen=True)
 class Round:
     """One turn of the loop: the pick that started it (a prediction, or a measurement with
-    contenders), and what was measured."""
+    contenders; None when nothing was feasible yet), and what was measured."""
 
-    pick: Pick
+    pick: Pick | None
     measured: tuple[Pick, ...]
 
 
@@ -72,7 +74,7 @@ class Verified:
 
 def _pick(row: dict[str, object] | pandas.Series) -> Pick:
     return Pick(str(row["device"]), str(row["model"]), str(row["model_sha256"]),
-                int(str(row["batch"])))
+                int(float(str(row["batch"]))))
 
 
 def unconfirmed(frame: pandas.DataFrame, tried: frozenset[Pair]) -> pandas.DataFrame:
@@ -96,9 +98,10 @@ def unconfirmed(frame: pandas.DataFrame, tried: frozenset[Pair]) -> pandas.DataF
 
 def contenders(selection: Selection, tried: frozenset[Pair]) -> pandas.DataFrame:
     """Predicted candidates not measured yet that their intervals allow to be feasible and
-    better than the measured pick, the most promising first."""
+    better than the measured pick (any, when nothing is feasible), the most promising
+    first."""
     frame, best = selection.candidates, selection.best
-    if frame is None or best is None or frame.empty:
+    if frame is None or frame.empty:
         return pandas.DataFrame()
     constraints, objective = selection.constraints, selection.objective
     lower = frame["latency_lower_ms"].to_numpy(dtype=float)
@@ -108,11 +111,13 @@ def contenders(selection: Selection, tried: frozenset[Pair]) -> pandas.DataFrame
         ratio = lower / frame["latency_ms"].to_numpy(dtype=float)
         optimistic = optimistic.assign(energy_mj=frame["energy_mj"] * ratio)
     score = objective_score(optimistic, objective)
-    best_score = float(objective_score(pandas.DataFrame([best]), objective)[0])
+    best_score = (float(objective_score(pandas.DataFrame([best]), objective)[0])
+                  if best is not None else numpy.inf)  # with no pick, any could be
     pairs = zip(frame["device"], frame["model_sha256"], strict=True)
     untried = numpy.array([pair not in tried for pair in pairs])
+    better = score < best_score if best is not None else numpy.ones(len(frame), dtype=bool)
     open_ = ((frame["source"] == "predicted").to_numpy() & untried & has & meets_lc & meets_ac
-             & (score < best_score))
+             & better)
     order = numpy.argsort(score[open_], kind="stable")
     chosen: pandas.DataFrame = frame[open_].iloc[order]
     return chosen
@@ -129,10 +134,10 @@ def closed_loop(select: Callable[[frozenset[Pair]], Selection],
     selection = select(frozenset())
     while True:
         best = selection.best
-        if best is None:
-            return Verified(selection, tuple(rounds), "nothing feasible")
-        if best["source"] == "measured":
+        if best is None or best["source"] == "measured":
             queue = contenders(selection, frozenset(tried))
+            if queue.empty and best is None:
+                return Verified(selection, tuple(rounds), "nothing feasible")
             if queue.empty:
                 return Verified(selection, tuple(rounds),
                                 "measured" if rounds else "was measured")
@@ -147,5 +152,5 @@ def closed_loop(select: Callable[[frozenset[Pair]], Selection],
             return Verified(selection, tuple(rounds), "rounds exhausted")
         measure(picks)
         tried |= {p.pair for p in picks}
-        rounds.append(Round(_pick(best), tuple(picks)))
+        rounds.append(Round(_pick(best) if best is not None else None, tuple(picks)))
         selection = select(frozenset(tried))
