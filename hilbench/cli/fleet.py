@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,8 +13,14 @@ from rich.table import Table
 from hilbench.campaign.rows import format_ms
 from hilbench.cli.common import JsonOption, StoreOption, err, open_store, out, print_json
 from hilbench.cli.parsing import parse_duration
+from hilbench.cli.predictor import ArtifactOption
 from hilbench.cli.select import (
     EXIT_NOTHING_FEASIBLE,
+    AcOption,
+    BatchOption,
+    DevicesOption,
+    PercentileOption,
+    RiskOption,
     cell_value,
     load_predictor,
     number_text,
@@ -88,24 +93,18 @@ def fleet_command(
     job: Annotated[list[str], typer.Option(
         "--job", help="MODEL=RATE[@LC]: a stored model or family base, inferences per "
         "second, and its own LC; repeat for each model.")],
-    devices: Annotated[str, typer.Option(
-        "--devices", "-d", help="all, NAME[,NAME...] or kind=KIND.")] = "all",
+    devices: DevicesOption = "all",
     lc: Annotated[str | None, typer.Option(
         "--lc", help="Latency constraint for every job without its own.")] = None,
-    statistic: Annotated[str, typer.Option(
-        "--percentile", help="What LC bounds: mean, p50, p90 or p99.")] = "p90",
-    ac: Annotated[float | None, typer.Option("--ac", help="Accuracy constraint.")] = None,
+    statistic: PercentileOption = "p90",
+    ac: AcOption = None,
     metric: Annotated[str | None, typer.Option(help="Accuracy metric.")] = None,
-    risk: Annotated[str, typer.Option(
-        help="Which end of a predicted latency interval must meet LC: upper or median.")
-    ] = "upper",
-    batch: Annotated[int | None, typer.Option(help="Only candidates at this batch size.")
-                     ] = None,
+    risk: RiskOption = "upper",
+    batch: BatchOption = None,
     max_utilization: Annotated[float, typer.Option(
         help="The share of each device the jobs may take together.")] = 0.8,
     time_limit: Annotated[str, typer.Option(help="Stop the solver after this long.")] = "10s",
-    artifact: Annotated[Path | None, typer.Option(
-        "--artifact", help="Predictor file [default: the newest trained].")] = None,
+    artifact: ArtifactOption = None,
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:

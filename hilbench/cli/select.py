@@ -14,6 +14,7 @@ from rich.table import Table
 from hilbench.campaign.rows import format_ms
 from hilbench.cli.common import JsonOption, StoreOption, err, open_store, out, print_json
 from hilbench.cli.parsing import parse_duration
+from hilbench.cli.predictor import ArtifactOption
 from hilbench.core.constraints import (
     AccuracyConstraint,
     Constraints,
@@ -21,6 +22,7 @@ from hilbench.core.constraints import (
     check_objective,
 )
 from hilbench.core.errors import ArtifactError, ModelError, SettingsError
+from hilbench.core.files import write_atomically
 from hilbench.core.records import REPLAY_KIND
 from hilbench.core.settings import BenchmarkSettings
 
@@ -37,6 +39,17 @@ if TYPE_CHECKING:
     from hilbench.selector.verify import Pair, Pick, Verified
 
 EXIT_NOTHING_FEASIBLE = 1
+# options bench select and bench fleet share
+DevicesOption = Annotated[str, typer.Option(
+    "--devices", "-d", help="all, NAME[,NAME...] or kind=KIND.")]
+PercentileOption = Annotated[str, typer.Option(
+    "--percentile", help="What LC bounds: mean, p50, p90 or p99.")]
+AcOption = Annotated[float | None, typer.Option("--ac", help="Accuracy constraint.")]
+RiskOption = Annotated[str, typer.Option(
+    help="Which end of a predicted latency interval must meet LC: upper or median.")]
+BatchOption = Annotated[int | None, typer.Option(
+    help="Only candidates at this batch size (default: the one most of the measured "
+    "candidates ran at).", show_default=False)]
 
 
 def model_choices(store: Store, family_of: str | None, files: list[Path]) -> list[ModelChoice]:
@@ -116,14 +129,9 @@ def _levels(table: pandas.DataFrame, device: str | None, selection: Selection,
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     import json
-    import os
-    import tempfile
 
     try:
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-        os.replace(temp, path)
+        write_atomically(path, json.dumps(data, indent=2).encode())
     except OSError as exc:
         raise SettingsError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
@@ -270,33 +278,26 @@ def select_command(
     ] = None,
     model: Annotated[list[Path] | None, typer.Option(
         "--model", "-m", help="Model file; repeat for several.")] = None,
-    devices: Annotated[str, typer.Option(
-        "--devices", "-d", help="all, NAME[,NAME...] or kind=KIND.")] = "all",
+    devices: DevicesOption = "all",
     lc: Annotated[str | None, typer.Option(
         "--lc", help="Latency constraint: 500us, 20ms, 1.5s.")] = None,
-    statistic: Annotated[str, typer.Option(
-        "--percentile", help="What LC bounds: mean, p50, p90 or p99.")] = "p90",
-    ac: Annotated[float | None, typer.Option("--ac", help="Accuracy constraint.")] = None,
+    statistic: PercentileOption = "p90",
+    ac: AcOption = None,
     metric: Annotated[str | None, typer.Option(
-        help="Accuracy metric [default: the one the models' records share].")] = None,
+        help="Accuracy metric (default: the one the models' records share).")] = None,
     dataset: Annotated[str | None, typer.Option(
-        help="Accuracy dataset name [default: any].")] = None,
+        help="Accuracy dataset name (default: any).")] = None,
     objective: Annotated[str, typer.Option(
         help="Minimise energy (per inference), latency, power or cost, or maximise "
         "accuracy.")] = "energy",
     cost: Annotated[list[str] | None, typer.Option(
         help="DEVICE=NUMBER, a device's cost for --objective cost; repeat.")] = None,
-    risk: Annotated[str, typer.Option(
-        help="Which end of a predicted latency interval must meet LC: upper or median.")
-    ] = "upper",
-    batch: Annotated[int | None, typer.Option(
-        help="Only candidates at this batch size (predictions at batch 1 by default).")
-    ] = None,
-    artifact: Annotated[Path | None, typer.Option(
-        "--artifact", help="Predictor file [default: the newest trained].")] = None,
+    risk: RiskOption = "upper",
+    batch: BatchOption = None,
+    artifact: ArtifactOption = None,
     verify: Annotated[bool | None, typer.Option(
         "--verify/--no-verify", help="Measure predicted picks and select again until the "
-        "pick is measured [default: on when the pick was only predicted].",
+        "pick is measured (default: on when the pick was only predicted).",
         show_default=False)] = None,
     top_k: Annotated[int, typer.Option(
         "--top-k", help="Predicted candidates measured per verification round.")] = 3,

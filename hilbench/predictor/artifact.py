@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import platformdirs
 
 import hilbench
 from hilbench.core.errors import ArtifactError
+from hilbench.core.files import write_atomically
 
 ARTIFACT_FORMAT = 1
 MAGIC = b"HILBENCH-PREDICTOR"
@@ -100,20 +99,9 @@ def save(path: Path, header: dict[str, Any], payload: Any) -> Path:
             "payload_bytes": len(data), "payload_sha256": hashlib.sha256(data).hexdigest()}
     text = json.dumps(full, separators=(",", ":"), sort_keys=True, default=str)
     path = path.expanduser()
+    header_line = MAGIC + f" {ARTIFACT_FORMAT}\n".encode() + text.encode() + b"\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(MAGIC + f" {ARTIFACT_FORMAT}\n".encode())
-                stream.write(text.encode() + b"\n")
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, header_line + data)
     except OSError as exc:
         raise ArtifactError(f"cannot write predictor {path}: {exc.strerror or exc}") from exc
     return path

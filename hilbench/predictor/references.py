@@ -20,12 +20,12 @@ files are built means bumping ``REFERENCE_SET_VERSION``.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from hilbench.core.files import write_atomically
 
 REFERENCE_SET_VERSION = 1
 REFERENCE_BATCH = 1
@@ -91,18 +91,6 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, then ``os.replace``: readers never see half a file."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def reference_files(folder: Path | None = None) -> dict[Reference, Path]:
     """The reference ONNX files, written once into ``folder`` (default: the cache folder);
     a file whose bytes no longer match the checksums written beside it is built again."""
@@ -121,12 +109,13 @@ def reference_files(folder: Path | None = None) -> dict[Reference, Path]:
         path = target / f"{reference.name}.onnx"
         if sums.get(path.name) is None or _digest(path) != sums[path.name]:
             data = build_bytes(reference)
-            _write(path, data)
+            write_atomically(path, data)
             sums[path.name] = hashlib.sha256(data).hexdigest()
             changed = True
         files[reference] = path
     if changed:
-        _write(sums_path, "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())).encode())
+        lines = "".join(f"{d}  {n}\n" for n, d in sorted(sums.items()))
+        write_atomically(sums_path, lines.encode())
     return files
 
 

@@ -30,12 +30,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +44,7 @@ from sqlalchemy import select
 
 from hilbench.core.dvfs import DvfsState
 from hilbench.core.errors import ModelError, PredictorError, SettingsError
+from hilbench.core.files import write_atomically
 from hilbench.core.records import RUN_OK
 from hilbench.predictor.features import (
     FEATURE_SCHEMA_VERSION,
@@ -248,14 +247,9 @@ class FeatureCache:
             pass
         features = network_features(network)
         self.extracted += 1
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(dir=self.folder, prefix=".features.")
-            with os.fdopen(handle, "w") as stream:
-                json.dump(features.to_dict(), stream, separators=(",", ":"))
-            os.replace(temp, path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        with suppress(OSError):  # a cache that cannot be written only costs time
+            write_atomically(path, json.dumps(features.to_dict(),
+                                              separators=(",", ":")).encode())
         return features
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from hilbench.core.errors import (
     SettingsError,
     first_line,
 )
+from hilbench.core.files import write_atomically
 from hilbench.variants.accuracy import open_session, session_inputs
 from hilbench.variants.dataset import Dataset, check_inputs, fixed_batch_size
 
@@ -148,24 +148,10 @@ def save_atomically(model: Any, output: str | Path) -> Path:
     """Write ``model`` to ``output`` through a temporary file in the same folder and
     ``os.replace``; a reader sees the old file or the whole new one, never a part."""
     destination = Path(output)
-    data = model.SerializeToString()
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp",
-                                             dir=destination.parent)
+        write_atomically(destination, model.SerializeToString())
     except OSError as exc:
         raise ModelError(f"cannot write {destination}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, destination)
-    except OSError as exc:
-        raise ModelError(f"cannot write {destination}: {exc.strerror or exc}") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
     return destination
 
 
