@@ -141,6 +141,25 @@ def _os_name(root: Path) -> str | None:
     return _read(root / "proc/sys/kernel/ostype")
 
 
+def read_battery_wh(root: Path) -> float | None:
+    """The design capacity of the device's battery in Wh, from the first power supply of
+    type Battery: ``energy_full_design`` (µWh), else ``charge_full_design`` (µAh) at the
+    middle of its design voltage range, or at ``voltage_now`` (µV); None without one."""
+    for supply in sorted(root.glob("sys/class/power_supply/*")):
+        if _read(supply / "type") != "Battery":
+            continue
+        energy_uwh = _read_int(supply / "energy_full_design")
+        if energy_uwh and energy_uwh > 0:
+            return energy_uwh / 1e6
+        charge_uah = _read_int(supply / "charge_full_design")
+        low, high = (_read_int(supply / "voltage_min_design"),
+                     _read_int(supply / "voltage_max_design"))
+        volts_uv = (low + high) / 2 if low and high else _read_int(supply / "voltage_now")
+        if charge_uah and charge_uah > 0 and volts_uv and volts_uv > 0:
+            return charge_uah / 1e6 * volts_uv / 1e6
+    return None
+
+
 def probe(root: Path) -> dict[str, object]:
     """What a device's sysfs/procfs says about it."""
     dvfs = read_dvfs(root)
@@ -151,6 +170,7 @@ def probe(root: Path) -> dict[str, object]:
         "memory_mb": read_memory_mb(root),
         "dvfs": dvfs.to_dict(),
         "sensors": {**discover(root), **_power(root)},
+        "battery_wh": read_battery_wh(root),
         **probe_jetson(root),
     }
 

@@ -21,7 +21,6 @@ from hilbench.cli.select import (
     DevicesOption,
     PercentileOption,
     RiskOption,
-    cell_value,
     load_predictor,
     number_text,
 )
@@ -56,6 +55,8 @@ def parse_job(text: str, base: Constraints) -> Job:
 
 
 def _print(plan: FleetPlan, jobs: list[Job]) -> None:
+    from hilbench.selector.query import cell_value
+
     if plan.status == "infeasible":
         out.print("no plan: " + "; ".join(plan.why), markup=False)
         return
@@ -78,6 +79,8 @@ def _print(plan: FleetPlan, jobs: list[Job]) -> None:
 
 
 def _json(plan: FleetPlan, jobs: list[Job]) -> dict[str, Any]:
+    from hilbench.selector.query import cell_value
+
     rates = {job.name: job.rate_hz for job in jobs}
     return {
         "status": plan.status, "why": list(plan.why), "notes": list(plan.notes),
@@ -111,10 +114,10 @@ def fleet_command(
     """Serve several models at their rates on shared devices at the least power: each job
     gets one device, variant and setting that meet its LC and AC, and no device is loaded
     past --max-utilization."""
-    from hilbench.cli.select import model_choices
     from hilbench.devices.registry import select_devices
     from hilbench.selector.candidates import accuracies, candidates
     from hilbench.selector.fleet import plan_fleet
+    from hilbench.selector.query import model_choices
 
     base = Constraints(LatencyConstraint(parse_duration(lc) * 1000, statistic) if lc else None,
                        AccuracyConstraint(ac, metric) if ac is not None else None, risk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +22,7 @@ from hilbench.core.constraints import (
     LatencyConstraint,
     check_objective,
 )
-from hilbench.core.errors import ArtifactError, ModelError, SettingsError
+from hilbench.core.errors import ArtifactError, SettingsError
 from hilbench.core.files import write_atomically
 from hilbench.core.records import REPLAY_KIND
 from hilbench.core.settings import BenchmarkSettings
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from hilbench.predictor.service import Predictor
     from hilbench.profiles.store import Store
     from hilbench.selector.candidates import ModelChoice
-    from hilbench.selector.solve import Selection
-    from hilbench.selector.verify import Pair, Pick, Verified
+    from hilbench.selector.query import Answer
+    from hilbench.selector.verify import Pick, Verified
 
 EXIT_NOTHING_FEASIBLE = 1
 # options bench select and bench fleet share
@@ -52,43 +53,35 @@ BatchOption = Annotated[int | None, typer.Option(
     "candidates ran at).", show_default=False)]
 
 
-def model_choices(store: Store, family_of: str | None, files: list[Path]) -> list[ModelChoice]:
-    from hilbench.cli.variants import _family_named
-    from hilbench.core.records import ModelRecord
-    from hilbench.selector.candidates import ModelChoice
-
-    chosen: dict[str, ModelChoice] = {}
-    if family_of is not None:
-        _, members = _family_named(store, family_of)
-        for row in members.itertuples():
-            chosen[str(row.sha256)] = ModelChoice(str(row.sha256), str(row.name), str(row.path),
-                                                  str(row.format))
-    for path in files:
-        record = ModelRecord.from_file(path)
-        store.add_model(record)
-        chosen.setdefault(record.sha256, ModelChoice(record.sha256, record.name,
-                                                     str(path), record.format))
-    if not chosen:
-        raise ModelError("name the models: --family BASE (a stored family) or --model FILE")
-    return list(chosen.values())
-
-
-def _costs(items: list[str]) -> dict[str, float]:
-    costs = {}
+def device_numbers(items: list[str], option: str) -> dict[str, float]:
+    """``DEVICE=NUMBER`` items (``--cost``, ``--battery``) as a mapping."""
+    found = {}
     for item in items:
         name, sep, value = item.partition("=")
         try:
-            cost = float(value)
+            number = float(value)
         except ValueError:
-            cost = math.nan
-        if not sep or not name.strip() or not math.isfinite(cost) or cost < 0:
-            raise SettingsError(f"invalid --cost {item!r}: expected DEVICE=NUMBER (>= 0)")
-        costs[name.strip()] = cost
-    return costs
+            number = math.nan
+        if not sep or not name.strip() or not math.isfinite(number) or number < 0:
+            raise SettingsError(f"invalid {option} {item!r}: expected DEVICE=NUMBER (>= 0)")
+        found[name.strip()] = number
+    return found
+
+
+def parse_rate(text: str | None) -> float | None:
+    """``50``, ``50/s`` or ``50Hz``: inferences per second."""
+    if text is None:
+        return None
+    cleaned = text.strip().removesuffix("/s").removesuffix("Hz").removesuffix("hz").strip()
+    try:
+        return float(cleaned)
+    except ValueError as exc:
+        raise SettingsError(f"invalid --rate {text!r}: expected inferences per second, "
+                            "e.g. 30 or 30/s") from exc
 
 
 def _measure(store: Store, devices: Sequence[DeviceRecord], choices: Sequence[ModelChoice],
-             picks: Sequence[Pick], settings: BenchmarkSettings) -> None:
+             picks: Sequence[Pick], *, settings: BenchmarkSettings) -> None:
     """Run each pick on its device (the devices of one model in parallel, as bench run does)
     and store the runs."""
     from hilbench.cli.run import execute
@@ -108,23 +101,6 @@ def _measure(store: Store, devices: Sequence[DeviceRecord], choices: Sequence[Mo
         err.print(f"verifying: {record.name} on {', '.join(d.name for d in chosen)}",
                   highlight=False)
         execute(store, chosen, [record], replace(settings, batch_size=batch))
-
-
-def _levels(table: pandas.DataFrame, device: str | None, selection: Selection,
-            choices: Sequence[ModelChoice], path: Path | None) -> dict[str, Any] | None:
-    """The per-DVFS table of ``device`` as exported, written to ``path`` when given."""
-    from hilbench.selector.reconfigure import export, reconfiguration
-
-    if device is None:
-        return None
-    if device not in set(table["device"]):
-        raise SettingsError(f"--per-dvfs {device}: not among the selected devices")
-    levels = reconfiguration(table, device, selection.constraints, selection.objective)
-    exported = export(levels, device, selection.constraints, selection.objective,
-                      {c.sha256: c.path for c in choices})
-    if path is not None:
-        _write_json(path, exported)
-    return exported
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -148,13 +124,6 @@ def _levels_table(levels: dict[str, Any]) -> Table:
                       format_ms(level.get("latency_ms")), number_text(level.get("energy_mj")),
                       number_text(level.get("accuracy")), level.get("why", ""))
     return table
-
-
-def _story(verified: Verified) -> dict[str, Any]:
-    return {"status": verified.status, "rounds": len(verified.rounds),
-            "measurements": verified.measurements,
-            "measured": [{"round": i + 1, "device": p.device, "model": p.model}
-                         for i, r in enumerate(verified.rounds) for p in r.measured]}
 
 
 def _story_line(verified: Verified, asked: bool | None) -> str:
@@ -182,45 +151,6 @@ def load_predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
         return None, f"no usable predictor ({exc})"
 
 
-def cell_value(row: dict[str, Any], key: str) -> Any:
-    value = row.get(key)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
-    rows = [{str(key): value for key, value in row.items()}
-            for row in frame.to_dict(orient="records")]
-    return [{key: cell_value(row, key) for key in row} for row in rows]
-
-
-def _json(selection: Selection, candidates: pandas.DataFrame, metric: str | None
-          ) -> dict[str, Any]:
-    constraints = selection.constraints
-    return {
-        "best": ({key: cell_value(selection.best, key) for key in selection.best}
-                 if selection.best is not None else None),
-        "objective": selection.objective,
-        "latency_constraint": ({"limit_ms": constraints.latency.limit_ms,
-                                "statistic": constraints.latency.statistic}
-                               if constraints.latency else None),
-        "accuracy_constraint": ({"minimum": constraints.accuracy.minimum, "metric": metric,
-                                 "dataset": constraints.accuracy.dataset}
-                                if constraints.accuracy else None),
-        "risk": constraints.risk,
-        "candidates": len(candidates),
-        "batch": int(candidates["batch"].iloc[0]) if len(candidates) else None,
-        "measured": int((candidates["source"] == "measured").sum()),
-        "predicted": int((candidates["source"] == "predicted").sum()),
-        "feasible": len(selection.ranked),
-        "devices": selection.devices,
-        "pareto": _records(selection.pareto),
-        "nearest": _records(selection.nearest),
-        "notes": list(selection.notes),
-    }
-
-
 def number_text(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -228,24 +158,33 @@ def number_text(value: Any, digits: int = 4) -> str:
 
 
 def _table(frame: pandas.DataFrame, title: str, statistic: str) -> Table:
+    from hilbench.selector.query import records
+
     table = Table(title=title, title_justify="left")
-    for column in ("device", "model", "setting", "by", statistic, "upper", "accuracy",
-                   "mJ/inf", "W", "cost"):
+    battery = bool(frame["battery_h"].notna().any())
+    columns = ["device", "model", "setting", "by", statistic, "upper", "accuracy", "mJ/inf",
+               "W", "cost"] + (["battery h"] if battery else [])
+    for column in columns:
         table.add_column(column, justify="left" if column in ("device", "model", "setting",
                                                               "by") else "right")
-    for row in _records(frame):
+    for row in records(frame):
         table.add_row(str(row["device"]), str(row["model"]), str(row["setting"] or "-"),
                       str(row["source"]), format_ms(row["latency_ms"]),
                       format_ms(row["latency_upper_ms"]), number_text(row["accuracy"]),
                       number_text(row["energy_mj"]), number_text(row["power_w"]),
-                      number_text(row["cost"]))
+                      number_text(row["cost"]),
+                      *([number_text(row["battery_h"])] if battery else []))
     return table
 
 
-def _print(selection: Selection, candidates: pandas.DataFrame, metric: str | None) -> None:
+def _print(found: Answer, statistic: str) -> None:
+    from hilbench.selector.query import cell_value
+
+    selection, candidates = found.selection, found.table
     constraints = selection.constraints
-    statistic = constraints.latency.statistic if constraints.latency else "p90"
-    asked = [c.describe() for c in (constraints.latency, constraints.accuracy) if c]
+    asked = [text for text in (constraints.describe_latency(statistic),
+                               constraints.accuracy.describe() if constraints.accuracy
+                               else None) if text]
     measured = int((candidates["source"] == "measured").sum())
     predicted = int((candidates["source"] == "predicted").sum())
     batch = int(candidates["batch"].iloc[0]) if len(candidates) else 1
@@ -255,10 +194,14 @@ def _print(selection: Selection, candidates: pandas.DataFrame, metric: str | Non
               f"(risk: {constraints.risk}); objective: {selection.objective}", markup=False)
     best = selection.best
     if best is not None:
+        battery = cell_value(best, "battery_h")
         out.print(f"best: {best['device']} running {best['model']} ({best['setting']}), "
                   f"{statistic} {format_ms(cell_value(best, 'latency_ms'))} ms "
                   f"[{best['source']}], accuracy {number_text(cell_value(best, 'accuracy'))}, "
-                  f"{number_text(cell_value(best, 'energy_mj'))} mJ/inference", markup=False)
+                  f"{number_text(cell_value(best, 'energy_mj'))} mJ/inference"
+                  + (f", {number_text(battery, 3)} h on its battery at "
+                     f"{constraints.rate_per_s:g}/s" if battery is not None else ""),
+                  markup=False)
     devices = Table("device", "why", title="devices", title_justify="left")
     for name, why in sorted(selection.devices.items()):
         devices.add_row(name, why)
@@ -289,9 +232,16 @@ def select_command(
         help="Accuracy dataset name (default: any).")] = None,
     objective: Annotated[str, typer.Option(
         help="Minimise energy (per inference), latency, power or cost, or maximise "
-        "accuracy.")] = "energy",
+        "accuracy or battery life (at --rate).")] = "energy",
+    rate: Annotated[str | None, typer.Option(
+        help="Inferences per second the device must sustain (30, 30/s): each must finish "
+        "within 1/rate, and battery life is counted at this rate.", show_default=False)
+    ] = None,
     cost: Annotated[list[str] | None, typer.Option(
         help="DEVICE=NUMBER, a device's cost for --objective cost; repeat.")] = None,
+    battery: Annotated[list[str] | None, typer.Option(
+        help="DEVICE=WH, a device's battery capacity in Wh (default: what its probe read "
+        "from sysfs); repeat.", show_default=False)] = None,
     risk: RiskOption = "upper",
     batch: BatchOption = None,
     artifact: ArtifactOption = None,
@@ -316,59 +266,35 @@ def select_command(
     json_output: JsonOption = False,
 ) -> None:
     """Pick the device, model and setting that meet LC and AC at the least energy (or
-    latency, power, cost), from measurements and, where none exist, predictions."""
+    latency, power, cost, or the longest battery life), from measurements and, where none
+    exist, predictions."""
     from hilbench.devices.registry import select_devices
-    from hilbench.selector.candidates import accuracies, candidates
-    from hilbench.selector.solve import solve
-    from hilbench.selector.verify import closed_loop, unconfirmed
+    from hilbench.selector.query import Query, answer, answer_json
 
-    check_objective(objective)
     if export_path is not None and per_dvfs is None:
         raise SettingsError("--export writes the --per-dvfs table: name the device too")
-    if top_k < 1 or max_rounds < 0:
-        raise SettingsError("--top-k must be >= 1 and --max-rounds >= 0")
-    if batch is not None and batch < 1:
-        raise SettingsError(f"batch size must be >= 1, got {batch}")
     latency = LatencyConstraint(parse_duration(lc) * 1000, statistic) if lc else None
     accuracy = AccuracyConstraint(ac, metric, dataset) if ac is not None else None
-    constraints = Constraints(latency, accuracy, risk)
-    costs = _costs(list(cost or []))
-    if objective == "cost" and not costs:
-        raise SettingsError("--objective cost needs each device's cost: --cost DEVICE=NUMBER")
+    constraints = Constraints(latency, accuracy, risk, parse_rate(rate))
+    check_objective(objective)
     predictor, why = load_predictor(artifact)
     check = BenchmarkSettings(min_duration_s=parse_duration(verify_time), max_cv=max_cv)
     with open_store(store) as opened:
-        chosen = select_devices(opened.list_devices(), devices)
-        unknown = sorted(set(costs) - {d.name for d in chosen})
-        if unknown:
-            raise SettingsError(f"--cost names devices not selected: {', '.join(unknown)}")
-        choices = model_choices(opened, family_of, list(model or []))
-        scores, used_metric = accuracies(opened, choices, accuracy)
-        if accuracy is not None and accuracy.metric is None and used_metric is not None:
-            constraints = replace(constraints, accuracy=replace(accuracy, metric=used_metric))
-        tables: list[pandas.DataFrame] = []
-
-        def select_once(tried: frozenset[Pair]) -> Selection:
-            table = unconfirmed(candidates(opened, choices, chosen, statistic, predictor, why,
-                                           batch, costs, scores), tried)
-            tables.append(table)
-            return solve(table, constraints, objective)
-
-        def measure(picks: Sequence[Pick]) -> None:
-            _measure(opened, chosen, choices, picks, check)
-
-        verified = closed_loop(select_once, measure, top_k, max_rounds if verify is not False
-                               else 0)
-    selection, table = verified.selection, tables[-1]
-    levels = _levels(table, per_dvfs, selection, choices, export_path)
+        query = Query(tuple(select_devices(opened.list_devices(), devices)), constraints,
+                      objective, family_of, tuple(model or []), statistic,
+                      device_numbers(list(cost or []), "--cost"),
+                      device_numbers(list(battery or []), "--battery"), batch, per_dvfs, top_k,
+                      max_rounds if verify is not False else 0)
+        found = answer(opened, query, predictor, why, partial(_measure, opened, settings=check))
+    if export_path is not None and found.exported is not None:
+        _write_json(export_path, found.exported)
     if json_output:
-        print_json({**_json(selection, table, used_metric), "verification": _story(verified),
-                    **({"reconfiguration": levels} if levels else {})})
+        print_json(answer_json(found))
     else:
-        _print(selection, table, used_metric)
-        out.print(_story_line(verified, verify), markup=False)
-        if levels:
-            out.print(_levels_table(levels))
-    if selection.best is None:
+        _print(found, statistic)
+        out.print(_story_line(found.verified, verify), markup=False)
+        if found.exported:
+            out.print(_levels_table(found.exported))
+    if found.selection.best is None:
         err.print("no candidate meets the constraints", highlight=False)
         raise typer.Exit(EXIT_NOTHING_FEASIBLE)

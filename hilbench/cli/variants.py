@@ -13,7 +13,11 @@ from rich.table import Table
 from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
 from hilbench.core.errors import CompressionError, ModelError
 from hilbench.core.records import ModelRecord
-from hilbench.profiles.family import add_variant, family, models_frame, save_accuracy
+from hilbench.profiles.family import (
+    add_variant,
+    family_named,
+    save_accuracy,
+)
 from hilbench.profiles.store import Store
 
 if TYPE_CHECKING:  # hilbench.variants (onnx) is imported by the commands that use it, so
@@ -139,19 +143,9 @@ def _models_to_score(store: Store, models: list[Path], family_of: str | None
         store.add_model(record)
         chosen.append((path, None))
     if family_of is not None:
-        base_path, members = _family_named(store, family_of)
+        base_path, members = family_named(store, family_of)
         chosen += [(Path(p), base_path) for p in members.path]
     return chosen
-
-
-def _family_named(store: Store, name: str) -> tuple[str, Any]:
-    """The file of the stored model called ``name`` (or whose sha256 starts with it), and
-    its family."""
-    frame = models_frame(store)
-    base = frame[(frame.name == name) | frame.sha256.str.startswith(name)]
-    if base.empty:
-        raise ModelError(f"no model {name!r} in the store; bench compress records a family")
-    return str(base.path.iloc[0]), family(store, str(base.sha256.iloc[0]))
 
 
 def accuracy_command(

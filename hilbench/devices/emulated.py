@@ -119,7 +119,10 @@ def _write_sensors(preset: EmulatedPreset, root: Path) -> None:
     if preset.battery:
         battery = root / "sys/class/power_supply/battery"
         for name, text in (("type", "Battery"), ("status", "Discharging"), ("capacity", "81"),
-                           ("voltage_now", "3862000")):
+                           ("voltage_now", "3862000"),
+                           ("charge_full_design", str(preset.battery_mah * 1000)),
+                           ("voltage_min_design", "3400000"),
+                           ("voltage_max_design", "4400000")):
             _write(battery / name, text)
     if preset.power is not None:  # what the idle device draws, where its board reports it
         publish_power(preset.power, root, preset.power.static_w, 0.0)

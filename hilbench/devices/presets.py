@@ -36,6 +36,7 @@ class EmulatedPreset:
     os_name: str = "Linux (emulated)"
     thermal_zones: tuple[str, ...] = ("cpu-thermal",)
     battery: bool = False
+    battery_mah: int = 4500  # design capacity, when there is a battery
     power: PowerModel | None = None
     trip_c: float = 95.0  # thermal_zone0's first trip point: throttling above it
     gpu_devfreq: tuple[str, tuple[int, ...]] | None = None  # (devfreq id, levels in Hz)

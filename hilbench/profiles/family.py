@@ -9,7 +9,7 @@ from dataclasses import asdict
 import pandas
 from sqlalchemy import delete, insert, select, update
 
-from hilbench.core.errors import StoreError
+from hilbench.core.errors import ModelError, StoreError
 from hilbench.core.records import AccuracyRecord, ModelRecord
 from hilbench.profiles.schema import accuracy, models
 from hilbench.profiles.store import Store, model_id
@@ -85,3 +85,13 @@ def family(store: Store, base_sha256: str) -> pandas.DataFrame:
             break
         members = grown
     return frame[frame.sha256.isin(members)].reset_index(drop=True)
+
+
+def family_named(store: Store, name: str) -> tuple[str, pandas.DataFrame]:
+    """The file of the stored model called ``name`` (or whose sha256 starts with it), and
+    its family; ``ModelError`` when there is none."""
+    frame = models_frame(store)
+    base = frame[(frame.name == name) | frame.sha256.str.startswith(name)]
+    if base.empty:
+        raise ModelError(f"no model {name!r} in the store; bench compress records a family")
+    return str(base.path.iloc[0]), family(store, str(base.sha256.iloc[0]))

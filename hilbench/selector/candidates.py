@@ -9,7 +9,8 @@ measurements where they exist and from the predictor otherwise.
   (p90, p99) or the mean is the predicted median times the device's own median ratio of
   that statistic to p50 over its VALID runs; energy is the device's median average power
   over its VALID runs times the predicted latency (W x ms = mJ). What could not be
-  estimated stays empty, and the row's note says why.
+  estimated stays empty, and the row's note says why. The measured variants of the family
+  on a device recalibrate its predictions (``selector.recalibrate``).
 * A pair that can be neither measured nor predicted still gets a row, with no latency and a
   note (the predictor's reason, or that no predictor was trained), so that the device's
   loss can be explained.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,6 +39,7 @@ from hilbench.predictor.training import run_config, run_sizes
 from hilbench.profiles.family import accuracy_frame
 from hilbench.profiles.schema import measurements, models, runs
 from hilbench.profiles.store import Store
+from hilbench.selector.recalibrate import recalibrate
 from hilbench.selector.solve import CANDIDATE_COLUMNS
 
 if TYPE_CHECKING:
@@ -97,7 +99,8 @@ def _runs_query(devices: Sequence[str]) -> Any:
                runs.c.execution_provider, runs.c.threads, runs.c.dvfs, models.c.sha256,
                measurements.c.mean_ms, measurements.c.p50_ms, measurements.c.p90_ms,
                measurements.c.p99_ms, measurements.c.energy_per_inference_mj,
-               measurements.c.avg_power_w, measurements.c.verdict)
+               measurements.c.avg_power_w, measurements.c.idle_power_w,
+               measurements.c.verdict)
         .join(models, models.c.id == runs.c.model_id)
         .join(measurements, measurements.c.run_id == runs.c.id)
         .where(runs.c.status == RUN_OK, runs.c.device_name.in_(list(devices)))
@@ -108,10 +111,11 @@ def _runs_query(devices: Sequence[str]) -> Any:
 @dataclass
 class DeviceHistory:
     """What a device's VALID runs (of any model) say beyond one model: the median ratio of
-    each statistic to p50, and its average power, per setting."""
+    each statistic to p50, and its average and idle power, per setting."""
 
     ratios: dict[str, list[float]]
     power: dict[str, list[float]]
+    idle: dict[str, list[float]] = field(default_factory=dict)
 
     def ratio(self, statistic: str) -> float | None:
         found = self.ratios.get(statistic)
@@ -119,6 +123,10 @@ class DeviceHistory:
 
     def power_w(self, setting: str) -> float | None:
         found = self.power.get(setting)
+        return float(numpy.median(found)) if found else None
+
+    def idle_w(self, setting: str) -> float | None:
+        found = self.idle.get(setting)
         return float(numpy.median(found)) if found else None
 
 
@@ -154,6 +162,7 @@ def measured_groups(store: Store, choices: Sequence[ModelChoice], devices: Seque
                    for name, column in STATISTIC_COLUMNS.items()}
         figures["energy_mj"] = _median(r.energy_per_inference_mj for r in rows)
         figures["power_w"] = _median(r.avg_power_w for r in rows)
+        figures["idle_w"] = _median(r.idle_power_w for r in rows)
         groups.append(MeasuredGroup(device, by_sha[sha], label, _dvfs_label(label), levels,
                                     batch, figures, len(rows)))
     return groups, dict(history), dict(invalid)
@@ -167,6 +176,8 @@ def _remember(history: DeviceHistory, row: Any, label: str) -> None:
                 history.ratios.setdefault(name, []).append(float(value) / float(row.p50_ms))
     if row.avg_power_w is not None and row.avg_power_w > 0:
         history.power.setdefault(label, []).append(float(row.avg_power_w))
+    if row.idle_power_w is not None and row.idle_power_w > 0:
+        history.idle.setdefault(label, []).append(float(row.idle_power_w))
 
 
 def accuracies(store: Store, choices: Sequence[ModelChoice],
@@ -207,7 +218,7 @@ def _measured_row(group: MeasuredGroup, statistic: str) -> dict[str, Any]:
                 dvfs=group.dvfs, dvfs_levels=group.levels,
                 source="measured", latency_ms=value, latency_lower_ms=value,
                 latency_upper_ms=value, energy_mj=group.figures["energy_mj"],
-                power_w=group.figures["power_w"], note=note)
+                power_w=group.figures["power_w"], idle_w=group.figures["idle_w"], note=note)
 
 
 @dataclass(frozen=True)
@@ -241,7 +252,7 @@ def _features(choices: Sequence[ModelChoice], batch: int
 
 def _predicted_rows(predictor: Predictor | None, why_none: str, device: str,
                     pending: Sequence[_Pending], features: Mapping[str, ModelFeatures | str],
-                    batch: int, statistic: str, history: DeviceHistory | None
+                    batch: int, statistic: str, histories: Mapping[str, DeviceHistory]
                     ) -> list[dict[str, Any]]:
     """One row per pending pair of ``device``: predicted where the predictor can (one call
     for all of them), else empty with the reason."""
@@ -263,7 +274,7 @@ def _predicted_rows(predictor: Predictor | None, why_none: str, device: str,
         else:
             setting = str(predictor.devices[device]["settings"])
             rows.append(_predicted_row(device, item, estimate, setting, batch, statistic,
-                                       history))
+                                       histories.get(device)))
     return rows
 
 
@@ -277,6 +288,7 @@ def _predicted_row(device: str, item: _Pending, estimate: Estimate, setting: str
         ratio = 1.0
         notes.append(f"no measured {statistic} on {device}: the predicted median stands in")
     power = history.power_w(setting) if history else None
+    idle = history.idle_w(setting) if history else None
     latency = estimate.median_ms * ratio
     if power is not None:
         notes.append("energy: the device's measured average power x the predicted latency")
@@ -286,7 +298,31 @@ def _predicted_row(device: str, item: _Pending, estimate: Estimate, setting: str
                 latency_lower_ms=estimate.lower_ms * ratio,
                 latency_upper_ms=estimate.upper_ms * ratio,
                 energy_mj=power * latency if power is not None else numpy.nan,
-                power_w=power if power is not None else numpy.nan, note="; ".join(notes))
+                power_w=power if power is not None else numpy.nan,
+                idle_w=idle if idle is not None else numpy.nan, note="; ".join(notes))
+
+
+def _estimates_of_measured(predictor: Predictor, frame: pandas.DataFrame,
+                           features: Mapping[str, ModelFeatures | str], statistic: str,
+                           history: Mapping[str, DeviceHistory]) -> pandas.DataFrame:
+    """What the predictor says of the measured rows that ran under the setting it predicts
+    their device at: the pairs that recalibrate the device's other predictions."""
+    found: list[dict[str, Any]] = []
+    measured = frame[frame["source"] == "measured"]
+    for device, rows in measured.groupby("device"):
+        name = str(device)
+        if predictor.source(name) is None:
+            continue
+        same = rows[rows["setting"] == str(predictor.devices[name]["settings"])]
+        readable = [sha for sha in dict.fromkeys(same["model_sha256"])
+                    if not isinstance(features.get(sha, ""), str)]
+        ratio = 1.0 if statistic == "p50" else (
+            history[name].ratio(statistic) if name in history else None) or 1.0
+        estimates = predictor.estimate_many(
+            name, [cast("ModelFeatures", features[sha]) for sha in readable])
+        found += [{"device": name, "model_sha256": sha, "latency_ms": e.median_ms * ratio}
+                  for sha, e in zip(readable, estimates, strict=True) if e is not None]
+    return pandas.DataFrame(found, columns=["device", "model_sha256", "latency_ms"])
 
 
 def usual_batch(groups: Sequence[MeasuredGroup]) -> int:
@@ -301,7 +337,8 @@ def usual_batch(groups: Sequence[MeasuredGroup]) -> int:
 def candidates(store: Store, choices: Sequence[ModelChoice], devices: Sequence[DeviceRecord],
                statistic: str, predictor: Predictor | None, why_no_predictor: str,
                batch: int | None = None, costs: Mapping[str, float] | None = None,
-               accuracy: Mapping[str, float] | None = None) -> pandas.DataFrame:
+               accuracy: Mapping[str, float] | None = None,
+               batteries: Mapping[str, float] | None = None) -> pandas.DataFrame:
     """The candidate table (``CANDIDATE_COLUMNS``) for ``choices`` on ``devices`` at one
     batch size (``batch``, or the one most measured candidates ran at): measured groups, and
     a predicted (or empty) row for every pair without a VALID run at that batch."""
@@ -317,12 +354,15 @@ def candidates(store: Store, choices: Sequence[ModelChoice], devices: Sequence[D
     pending = {device: [_Pending(device, model, invalid.get((device, model.sha256, batch), 0))
                         for model in choices if (device, model.sha256) not in measured_pairs]
                for device in names}
-    wanted = {p.model.sha256: p.model for items in pending.values() for p in items}
-    features = _features(list(wanted.values()), batch) if predictor is not None else {}
+    features = _features(choices, batch) if predictor is not None else {}
     for device, items in pending.items():
         rows += _predicted_rows(predictor, why_no_predictor, device, items, features, batch,
-                                statistic, history.get(device))
+                                statistic, history)
     frame = pandas.DataFrame(rows, columns=list(CANDIDATE_COLUMNS))
+    if predictor is not None:
+        frame = recalibrate(frame, _estimates_of_measured(predictor, frame, features, statistic,
+                                                          history))
     frame["cost"] = frame["device"].map(dict(costs or {})).astype(float)
     frame["accuracy"] = frame["model_sha256"].map(dict(accuracy or {})).astype(float)
+    frame["battery_wh"] = frame["device"].map(dict(batteries or {})).astype(float)
     return frame.reset_index(drop=True)

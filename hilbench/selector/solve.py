@@ -22,18 +22,22 @@ import numpy
 import pandas
 
 from hilbench.core.constraints import Constraints, check_objective
+from hilbench.core.errors import SettingsError
+from hilbench.selector.battery import battery_hours, missing
 from hilbench.selector.pareto import pareto_front
 
 CANDIDATE_COLUMNS = (
     "device", "model", "model_sha256", "batch", "setting", "dvfs", "dvfs_levels", "source",
     "latency_ms", "latency_lower_ms", "latency_upper_ms",
-    "energy_mj", "power_w", "cost", "accuracy", "note",
+    "energy_mj", "power_w", "idle_w", "battery_wh", "battery_h", "cost", "accuracy", "note",
 )
+FLOAT_COLUMNS = frozenset(name for name in CANDIDATE_COLUMNS if name.endswith(
+    ("_ms", "_mj", "_w", "_wh", "_h")) or name in ("cost", "accuracy"))
 OBJECTIVE_COLUMNS = {"energy": "energy_mj", "latency": "latency_ms", "power": "power_w",
-                     "cost": "cost", "accuracy": "accuracy"}
+                     "cost": "cost", "accuracy": "accuracy", "battery": "battery_h"}
 OBJECTIVE_UNITS = {"energy": "mJ/inference", "latency": "ms", "power": "W", "cost": "",
-                   "accuracy": ""}
-MAXIMISED = frozenset({"accuracy"})
+                   "accuracy": "", "battery": "h"}
+MAXIMISED = frozenset({"accuracy", "battery"})
 NEAREST = 5
 
 
@@ -55,9 +59,8 @@ class Selection:
 
 
 def empty_candidates() -> pandas.DataFrame:
-    return pandas.DataFrame({name: pandas.Series(dtype=float if name.endswith(
-        ("_ms", "_mj", "_w")) or name in ("cost", "accuracy") else object)
-        for name in CANDIDATE_COLUMNS})
+    return pandas.DataFrame({name: pandas.Series(dtype=float if name in FLOAT_COLUMNS
+                                                 else object) for name in CANDIDATE_COLUMNS})
 
 
 def checked_latency(frame: pandas.DataFrame, constraints: Constraints) -> numpy.ndarray:
@@ -74,8 +77,7 @@ def feasibility(frame: pandas.DataFrame, constraints: Constraints
     latency = checked_latency(frame, constraints)
     has_latency = numpy.isfinite(latency)
     meets_lc = has_latency.copy()
-    if constraints.latency is not None:
-        meets_lc &= latency <= constraints.latency.limit_ms
+    meets_lc &= latency <= constraints.bound_ms()
     accuracy = frame["accuracy"].to_numpy(dtype=float)
     meets_ac = numpy.ones(len(frame), dtype=bool)
     if constraints.accuracy is not None:
@@ -116,10 +118,21 @@ def pareto(frame: pandas.DataFrame) -> pandas.DataFrame:
     return front
 
 
+def with_battery_life(frame: pandas.DataFrame, constraints: Constraints) -> pandas.DataFrame:
+    """``frame`` with ``battery_h`` filled at the required rate (left as is without one)."""
+    if constraints.rate_per_s is None or frame.empty:
+        return frame
+    return frame.assign(battery_h=battery_hours(frame, constraints.rate_per_s))
+
+
 def solve(frame: pandas.DataFrame, constraints: Constraints, objective: str = "energy"
           ) -> Selection:
     """The best feasible candidate for ``objective``, the front, and each device's story."""
     check_objective(objective)
+    if objective == "battery" and constraints.rate_per_s is None:
+        raise SettingsError("--objective battery needs the inference rate the device serves: "
+                            "--rate N (per second)")
+    frame = with_battery_life(frame, constraints)
     has_latency, meets_lc, meets_ac = feasibility(frame, constraints)
     feasible = has_latency & meets_lc & meets_ac
     ranked = _ranked(frame[feasible], objective)
@@ -159,8 +172,7 @@ class _Context:
 
     def _lc_ratio(self) -> numpy.ndarray:
         latency = checked_latency(self.frame, self.constraints)
-        limit = self.constraints.latency.limit_ms if self.constraints.latency else math.inf
-        ratio: numpy.ndarray = latency / limit
+        ratio: numpy.ndarray = latency / self.constraints.bound_ms()
         return ratio
 
     def __post_init__(self) -> None:
@@ -195,11 +207,15 @@ class _Context:
         column = OBJECTIVE_COLUMNS[self.objective]
         own = _ranked(self.frame[feasible], self.objective).iloc[0]
         mine, theirs = float(own[column]), float(self.best[column])
+        if self.objective == "battery" and not math.isfinite(mine) and missing(own):
+            return f"feasible, but its battery life is unknown: {missing(own)}"
+        unit = OBJECTIVE_UNITS[self.objective]
         if self.objective in MAXIMISED and math.isfinite(mine) and math.isfinite(theirs):
-            return (f"feasible, but its best ({self._label(own)}) reaches {self.objective} "
-                    f"{mine:.4g} against the pick's {theirs:.4g}")
+            what = "battery life" if self.objective == "battery" else self.objective
+            return (f"feasible, but its best ({self._label(own)}) reaches {what} "
+                    f"{mine:.4g}{' ' + unit if unit else ''} against the pick's "
+                    f"{theirs:.4g}{' ' + unit if unit else ''}")
         if math.isfinite(mine) and math.isfinite(theirs) and theirs > 0:
-            unit = OBJECTIVE_UNITS[self.objective]
             return (f"feasible, but its best ({self._label(own)}) costs {mine / theirs:.2f}x "
                     f"the pick's {self.objective} ({mine:.3g} vs {theirs:.3g}"
                     f"{' ' + unit if unit else ''})")
@@ -222,13 +238,15 @@ class _Context:
         index = numpy.flatnonzero(candidates)
         pick = int(index[numpy.argmin(ratio[index])])
         row = self.frame.iloc[pick]
-        assert self.constraints.latency is not None
-        statistic = self.constraints.latency.statistic
-        upper = self.constraints.risk == "upper" and row["source"] == "predicted"
-        value = float(checked_latency(self.frame, self.constraints)[pick])
+        constraints = self.constraints
+        statistic = constraints.latency.statistic if constraints.latency else "latency"
+        upper = constraints.risk == "upper" and row["source"] == "predicted"
+        value = float(checked_latency(self.frame, constraints)[pick])
         shown = f"{statistic} {'upper bound ' if upper else ''}{_ms(value)}"
-        return (f"nearest feasible variant is {ratio[pick]:.2f}x LC: {self._label(row)}, "
-                f"{shown} > {_ms(self.constraints.latency.limit_ms)}")
+        what = (f"the {_ms(constraints.bound_ms())} between inferences at "
+                f"{constraints.rate_per_s:g}/s" if constraints.bound_by_rate() else "LC")
+        return (f"nearest feasible variant is {ratio[pick]:.2f}x {what}: "
+                f"{self._label(row)}, {shown} > {_ms(constraints.bound_ms())}")
 
     def nearest(self) -> pandas.DataFrame:
         """The candidates closest to feasible: those meeting AC by how far over LC they

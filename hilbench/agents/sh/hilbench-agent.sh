@@ -232,6 +232,10 @@ probe() {
         "$root"/sys/class/devfreq/*/available_frequencies "$root"/sys/class/devfreq/*/cur_freq \
         "$root"/sys/class/power_supply/*/type "$root"/sys/class/power_supply/*/current_now \
         "$root"/sys/class/power_supply/*/voltage_now "$root"/sys/class/powercap/*/name \
+        "$root"/sys/class/power_supply/*/energy_full_design \
+        "$root"/sys/class/power_supply/*/charge_full_design \
+        "$root"/sys/class/power_supply/*/voltage_min_design \
+        "$root"/sys/class/power_supply/*/voltage_max_design \
         "$root"/sys/class/powercap/*/energy_uj "$root"/sys/class/hwmon/hwmon*/name
     if command -v getprop >/dev/null 2>&1; then
         echo "@@android $(getprop ro.build.version.release) $(getprop ro.product.model)"
