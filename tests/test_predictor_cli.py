@@ -29,6 +29,8 @@ CALIBRATED = ["emu-jetson", "emu-server"]
 FAST = ["--warmup", "1", "--warmup-time", "0s", "--min-runs", "5", "--min-time", "0.02s",
         "--idle-time", "0s", "--max-cv", "1"]
 NEW_CELL = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|avg_pool_3x3~1|nor_conv_1x1~2|"
+OTHER_CELL = ("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|"
+              "nor_conv_3x3~2|")
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,9 @@ def never_measured(path: Path, custom_op: bool = False) -> Path:
     return _save(graph, path, *(["com.example"] if custom_op else []))
 
 
-def test_the_new_network_is_not_a_reference() -> None:
-    assert f"nb201:{NEW_CELL}" not in {r.source for r in REFERENCES}
+def test_the_new_networks_are_not_references() -> None:
+    sources = {r.source for r in REFERENCES}
+    assert f"nb201:{NEW_CELL}" not in sources and f"nb201:{OTHER_CELL}" not in sources
 
 
 def test_too_little_data_is_one_clear_line(lab: Lab, capsys: pytest.CaptureFixture[str],
@@ -241,6 +244,46 @@ def test_select_measures_a_predicted_pick_before_believing_it(lab: Lab) -> None:
                       "emu-server,emu-jetson,emu-phone", "--json", store=store)
     assert json.loads(again.stdout)["verification"] == {
         "status": "was measured", "rounds": 0, "measurements": 0, "measured": []}
+
+
+def test_a_measured_sibling_recalibrates_the_predictions(lab: Lab) -> None:
+    """Two networks nobody measured, both predicted on emu-server; once one of them is
+    measured there (as a verification round does), the other's prediction is multiplied by
+    measured / predicted of the first, and says so."""
+    from hilbench.devices.registry import select_devices
+    from hilbench.predictor.artifact import load
+    from hilbench.predictor.service import Predictor, read_model
+    from hilbench.selector.query import Query, answer
+
+    first = never_measured(lab.root / "sibling-a.onnx")
+    second = _save(nb201.build(OTHER_CELL).graph, lab.root / "sibling-b.onnx")
+    shutil.copy(lab.root / "profiles.db", lab.root / "sibling.db")
+    store = f"sqlite:///{lab.root}/sibling.db"
+    predictor = Predictor.from_artifact(load(Path(lab.calibration["artifact"])))
+
+    def rows() -> dict[str, dict[str, Any]]:
+        with Store.open(store) as opened:
+            devices = tuple(select_devices(opened.list_devices(), "emu-server"))
+            found = answer(opened, Query(devices, model_files=(first, second),
+                                         statistic="p50", batch=1), predictor, "")
+        return {str(row["model"]): row for row in found.table.to_dict(orient="records")}
+
+    before = rows()
+    assert {r["source"] for r in before.values()} == {"predicted"}
+    assert all("recalibrated" not in r["note"] for r in before.values())
+    ran = lab.bench("run", "-m", str(first), "--devices", "emu-server", *FAST, store=store)
+    assert ran.returncode == 0, ran.stderr
+    after = rows()
+    measured, recalibrated = after["sibling-a"], after["sibling-b"]
+    assert measured["source"] == "measured" and recalibrated["source"] == "predicted"
+    estimate = predictor.estimate("emu-server", read_model(first, 1).features)
+    assert estimate is not None
+    factor = measured["latency_ms"] / estimate.median_ms
+    assert recalibrated["latency_ms"] == pytest.approx(before["sibling-b"]["latency_ms"] * factor)
+    assert recalibrated["latency_upper_ms"] == pytest.approx(
+        before["sibling-b"]["latency_upper_ms"] * factor)
+    assert f"recalibrated x{factor:.3g} on 1 measured model of these on emu-server" in \
+        recalibrated["note"]
 
 
 def test_damaged_or_foreign_artifacts_are_refused(

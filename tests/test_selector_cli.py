@@ -117,6 +117,10 @@ def test_without_a_predictor_unmeasured_candidates_say_so(
     (["--lc", "1s", "--percentile", "p95"], "use one of mean, p50, p90, p99"),
     (["--lc", "1s", "--export", "x.json"], "--export writes the --per-dvfs table"),
     (["--lc", "1s", "--per-dvfs", "nope"], "--per-dvfs nope: not among the selected devices"),
+    (["--lc", "1s", "--objective", "battery"], "--objective battery needs the inference rate"),
+    (["--lc", "1s", "--rate", "fast"], "invalid --rate 'fast'"),
+    (["--lc", "1s", "--rate", "-3"], "the inference rate must be a positive number"),
+    (["--lc", "1s", "--battery", "nope=3"], "--battery names devices not selected: nope"),
 ])
 def test_bad_input_is_one_line(store: str, env: dict[str, str], args: list[str], message: str,
                                capsys: pytest.CaptureFixture[str],
@@ -176,3 +180,51 @@ def test_per_dvfs_level_the_variant_that_meets_lc_there(
     assert pinned[-1]["model"] is None and "x LC" in pinned[-1]["why"]
     assert all(level["latency_ms"] <= limit for level in pinned if level["model"])
     assert Path(pinned[0]["model_path"]).is_file()
+
+
+def test_battery_life_at_a_rate_picks_on_the_battery_device(
+        store: str, env: dict[str, str]) -> None:
+    """The emulated phone's probe read its battery (4,500 mAh at 3.4-4.4 V: 17.55 Wh); at 50
+    inferences a second the pick's hours are its battery over idle power plus 50 x the
+    energy one inference adds above idle, all from its stored runs. Other devices have no
+    battery and say so; given one (--battery), they compete."""
+    rate = 50
+    code, answer, _ = select(store, env, "--lc", "1s", "--objective", "battery", "--rate",
+                             f"{rate}/s")
+    assert code == 0
+    best = answer["best"]
+    assert best["device"] == "emu-phone" and best["battery_wh"] == pytest.approx(17.55)
+    with Store.open(store) as opened:
+        runs = opened.runs()
+    mine = runs[(runs.device == "emu-phone") & (runs.model == best["model"])
+                & (runs.verdict == "VALID")]
+    energy_j = mine.energy_per_inference_mj.median() / 1000
+    power, idle = mine.avg_power_w.median(), mine.idle_power_w.median()
+    active_j = energy_j - idle * energy_j / power
+    assert 0 < active_j < energy_j
+    assert best["battery_h"] == pytest.approx(17.55 / (idle + rate * active_j), rel=1e-6)
+    assert answer["rate_per_s"] == rate and answer["latency_bound_ms"] == pytest.approx(20)
+    feasible = [why for device, why in answer["devices"].items()
+                if device != "emu-phone" and why.startswith("feasible")]
+    assert feasible and all("battery life is unknown: no battery capacity known" in why
+                            for why in feasible)
+    _, given, _ = select(store, env, "--lc", "1s", "--objective", "battery", "--rate", "50",
+                         "--battery", "emu-fpga=500")
+    assert given["best"]["device"] == "emu-fpga" and given["best"]["battery_h"] > 24
+    assert "reaches battery life" in given["devices"]["emu-phone"]
+
+
+def test_a_rate_bounds_latency_by_the_time_between_inferences(
+        store: str, env: dict[str, str]) -> None:
+    """At 1,000/s each inference has 1 ms: only what meets that is feasible, and the
+    others are told the bound came from the rate."""
+    _, loose, _ = select(store, env, "--lc", "1s", "--objective", "latency")
+    fastest = loose["best"]["latency_ms"]
+    rate = 1000 / (fastest * 1.5)
+    code, answer, _ = select(store, env, "--lc", "1s", "--rate", f"{rate}")
+    assert code == 0 and answer["latency_bound_ms"] == pytest.approx(fastest * 1.5)
+    assert answer["best"]["latency_ms"] <= fastest * 1.5
+    slower = [why for why in answer["devices"].values() if why.startswith("nearest")]
+    assert all(f"between inferences at {rate:g}/s" in why for why in slower)
+    code, none, _ = select(store, env, "--lc", "1s", "--rate", f"{1000 / (fastest * 0.5)}")
+    assert code == 1 and none["best"] is None

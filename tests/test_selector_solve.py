@@ -239,3 +239,66 @@ def test_with_nothing_feasible_the_predictions_that_could_be_are_measured() -> N
         "phone", "a", 30.0, lower=20.0, upper=40.0, source="predicted")),
         Constraints(lc(10.0)), "energy"), lambda picks: None)
     assert hopeless.status == "nothing feasible" and hopeless.measurements == 0
+
+
+def test_battery_life_counts_idle_power_and_what_each_inference_adds() -> None:
+    """A 10 Wh phone idling at 1 W: a 4 ms inference at 3 W (12 mJ, of which 4 mJ idle)
+    served 50 times a second draws 1 + 50 x 0.008 = 1.4 W, 7.14 h; a 2 ms one at 5 W
+    (10 mJ, 2 mJ idle) draws 1.4 W too, and the tie goes to the faster. A device with no
+    battery, or no idle power, has no battery life, and says why."""
+    def phone(model: str, latency: float, power: float, **extra: Any) -> dict[str, Any]:
+        return {**candidate("phone", model, latency, energy=latency * power),
+                "power_w": power, "idle_w": 1.0, "battery_wh": 10.0, **extra}
+
+    frame = table(phone("slow", 4.0, 3.0), phone("fast", 2.0, 5.0),
+                  phone("hungry", 2.0, 9.0),
+                  {**candidate("board", "slow", 1.0, energy=2.0), "power_w": 2.0})
+    picked = solve(frame, Constraints(lc(20), rate_per_s=50), "battery")
+    assert picked.best is not None and picked.best["model"] == "fast"
+    assert picked.best["battery_h"] == pytest.approx(10 / 1.4)
+    assert picked.devices["board"] == ("feasible, but its battery life is unknown: no battery "
+                                       "capacity known (its probe found no battery; give it "
+                                       "with --battery DEVICE=WH)")
+    hours = dict(zip(picked.candidates["model"], picked.candidates["battery_h"], strict=False))
+    assert hours["hungry"] == pytest.approx(10 / (1 + 50 * 0.016))
+    with pytest.raises(SettingsError, match="needs the inference rate"):
+        solve(frame, Constraints(lc(20)), "battery")
+
+
+def test_a_rate_bounds_latency_when_it_is_tighter_than_lc() -> None:
+    frame = table(candidate("a", "m", 8.0), candidate("b", "m", 15.0))
+    assert Constraints(lc(20), rate_per_s=100).bound_ms() == pytest.approx(10)
+    assert Constraints(lc(5), rate_per_s=100).bound_ms() == pytest.approx(5)
+    picked = solve(frame, Constraints(lc(20), rate_per_s=100), "latency")
+    assert len(picked.ranked) == 1 and picked.best is not None and picked.best["device"] == "a"
+    assert picked.devices["b"] == ("nearest feasible variant is 1.50x the 10 ms between "
+                                   "inferences at 100/s: m (onnxruntime 1.20.0), p90 15 ms "
+                                   "> 10 ms")
+    assert len(solve(frame, Constraints(rate_per_s=50), "latency").ranked) == 2
+    with pytest.raises(SettingsError, match="inference rate must be a positive number"):
+        Constraints(rate_per_s=0)
+
+
+def test_measured_variants_recalibrate_their_devices_predictions() -> None:
+    """Two models measured on the phone ran 2x and (at two DVFS settings) 4x and 5x what
+    was predicted: a pair counts once (the geometric middle of its settings, 4.47x), and the
+    phone's other predictions move by the geometric median of the pairs, 2.99x, interval and
+    energy with them; the board has no measured pair and keeps its own."""
+    from hilbench.selector.recalibrate import recalibrate
+
+    frame = table(
+        candidate("phone", "a", 20.0),
+        candidate("phone", "b", 40.0), {**candidate("phone", "b", 50.0), "dvfs": "pinned"},
+        candidate("phone", "c", 5.0, lower=4.0, upper=7.0, energy=10.0, source="predicted"),
+        candidate("board", "c", 5.0, lower=4.0, upper=7.0, source="predicted"))
+    estimates = pandas.DataFrame({"device": ["phone", "phone"], "model_sha256": ["aaaa", "bbbb"],
+                                  "latency_ms": [10.0, 10.0]})
+    changed = recalibrate(frame, estimates)
+    phone_c, board_c = changed.iloc[3], changed.iloc[4]
+    factor = (2 * 20 ** 0.5) ** 0.5
+    assert (phone_c["latency_ms"], phone_c["latency_lower_ms"], phone_c["latency_upper_ms"],
+            phone_c["energy_mj"]) == pytest.approx((5 * factor, 4 * factor, 7 * factor,
+                                                    10 * factor))
+    assert phone_c["note"] == "recalibrated x2.99 on 2 measured models of these on phone"
+    assert board_c["latency_ms"] == 5.0 and board_c["note"] == ""
+    assert changed.iloc[:3].equals(frame.iloc[:3])
