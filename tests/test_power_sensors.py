@@ -139,3 +139,28 @@ def test_the_sampler_reads_on_its_own_thread_and_drops_a_refusing_sensor(tmp_pat
     assert telemetry.get("battery") is None and sampler.refused == {
         "battery": "battery is charging"}
     assert power_channel(external_sensor("echo 1")).unit == "W"
+
+
+def test_battery_capacity_from_sysfs(tmp_path: Path) -> None:
+    """energy_full_design (µWh) when the driver gives it (laptops), else charge_full_design
+    (µAh) at the middle of the design voltages, else at voltage_now; a USB supply is not a
+    battery."""
+    from hilbench.agents.sysfs import read_battery_wh
+
+    supplies = tmp_path / "sys/class/power_supply"
+    usb = supplies / "usb"
+    usb.mkdir(parents=True)
+    (usb / "type").write_text("USB\n")
+    (usb / "charge_full_design").write_text("9000000\n")
+    assert read_battery_wh(tmp_path) is None
+    battery = supplies / "BAT0"
+    battery.mkdir()
+    (battery / "type").write_text("Battery\n")
+    (battery / "charge_full_design").write_text("3000000\n")
+    (battery / "voltage_now").write_text("3800000\n")
+    assert read_battery_wh(tmp_path) == pytest.approx(3.0 * 3.8)
+    (battery / "voltage_min_design").write_text("3000000\n")
+    (battery / "voltage_max_design").write_text("4200000\n")
+    assert read_battery_wh(tmp_path) == pytest.approx(3.0 * 3.6)
+    (battery / "energy_full_design").write_text("57000000\n")
+    assert read_battery_wh(tmp_path) == pytest.approx(57.0)

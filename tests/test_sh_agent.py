@@ -71,6 +71,7 @@ def test_probe_dumps_what_the_host_reads_as_the_device(phone: Path, tmp_path: Pa
     info = probe(write_tree(output.files, tmp_path / "copy"))
     assert info == probe(phone)  # the same figures as reading the tree itself
     assert info["cpu_count"] == 8 and info["os"] == "Android 14 (emulated)"
+    assert info["battery_wh"] == pytest.approx(4.5 * 3.9)  # 4,500 mAh at 3.4-4.4 V
     assert [d["name"] for d in info["dvfs"]["domains"]] == ["cpu0-3", "cpu4-7"]  # type: ignore[index]
     assert info["sensors"] == {
         "thermal": ["thermal_zone0:cpu-big-thermal", "thermal_zone1:cpu-little-thermal",
