@@ -8,6 +8,7 @@ import typer
 
 from hilbench.cli import (
     coordinator,
+    dashboard,
     demo,
     devices,
     fleet,
@@ -27,6 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help text is plain: "[default: ...]" is not rich markup
 )
 app.add_typer(devices.app, name="devices")
 app.add_typer(profiles.app, name="profiles")
@@ -40,6 +42,7 @@ app.command("accuracy")(variants.accuracy_command)
 app.command("predict")(predictor.predict_command)
 app.command("select")(select.select_command)
 app.command("fleet")(fleet.fleet_command)
+app.command("dashboard")(dashboard.dashboard_command)
 
 
 def main(argv: list[str] | None = None) -> None:
