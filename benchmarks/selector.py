@@ -16,8 +16,9 @@
    Target: >= 0.95 optimal while measuring <= 5 %.
 2. End to end on the demo (``--part demo``): ``bench demo`` into a temporary store, then
    ``bench select`` queries on the digits family (measured at batch 64 on this machine and
-   the emulated devices) as a user types them: the pick, its measured p90, top-1 and energy,
-   and the time to answer (the command's wall time, Python start included).
+   the emulated devices) as a user types them: the pick, its measured p90, top-1 and energy
+   (and battery life, for the battery query), and the time to answer (the command's wall
+   time, Python start included).
 3. Solve time: ``hilbench.selector.solve.solve`` on 100,000 candidates (a synthetic table
    shaped like a large lab's: 200 devices x 50 variants x 10 DVFS levels, latencies with
    predicted intervals on half of them, accuracy per variant, energy per candidate), with LC
@@ -236,6 +237,7 @@ DEMO_QUERIES = (
     ("--lc", "1ms", "--ac", "0.97", "--objective", "latency"),
     ("--lc", "2ms", "--ac", "0.97", "--percentile", "p99", "--objective", "power"),
     ("--lc", "100us", "--ac", "0.97"),
+    ("--lc", "3ms", "--ac", "0.97", "--objective", "battery", "--rate", "100"),
 )
 
 
@@ -271,11 +273,12 @@ def demo_figures() -> None:
                 print(f"   {asked}: nothing feasible (exit {result.returncode}); {near}; "
                       f"{seconds:.2f} s")
                 continue
-            energy = best["energy_mj"]
+            energy, hours = best["energy_mj"], best["battery_h"]
             statistic = answer["latency_constraint"]["statistic"]
             print(f"   {asked}: {best['device']} {best['model']} ({best['source']}) "
                   f"{statistic} {best['latency_ms']:.3g} ms, top-1 {best['accuracy']:.4f}, "
-                  f"{'-' if energy is None else f'{energy:.3g}'} mJ/inference; "
+                  f"{'-' if energy is None else f'{energy:.3g}'} mJ/inference"
+                  f"{'' if hours is None else f', {hours:.3g} h on its battery'}; "
                   f"{answer['feasible']} of {answer['candidates']} feasible; {seconds:.2f} s")
 
 
