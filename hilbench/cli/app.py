@@ -8,7 +8,6 @@ import typer
 
 from hilbench.cli import (
     coordinator,
-    dashboard,
     demo,
     devices,
     fleet,
@@ -42,7 +41,6 @@ app.command("accuracy")(variants.accuracy_command)
 app.command("predict")(predictor.predict_command)
 app.command("select")(select.select_command)
 app.command("fleet")(fleet.fleet_command)
-app.command("dashboard")(dashboard.dashboard_command)
 
 
 def main(argv: list[str] | None = None) -> None:
