@@ -8,6 +8,7 @@ import typer
 
 from hilbench.cli import (
     coordinator,
+    dashboard,
     demo,
     devices,
     fleet,
@@ -41,6 +42,7 @@ app.command("accuracy")(variants.accuracy_command)
 app.command("predict")(predictor.predict_command)
 app.command("select")(select.select_command)
 app.command("fleet")(fleet.fleet_command)
+app.command("dashboard")(dashboard.dashboard_command)
 
 
 def main(argv: list[str] | None = None) -> None:

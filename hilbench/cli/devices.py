@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +32,7 @@ from hilbench.devices.device import (
     ssh_transport,
 )
 from hilbench.devices.registry import new_device_record
+from hilbench.profiles.inventory import Activity, activity, device_row, fleet_rows, status
 from hilbench.profiles.store import Store
 
 app = typer.Typer(help="Register, list and inspect devices.", no_args_is_help=True)
@@ -57,36 +60,23 @@ def register(store: Store, record: DeviceRecord) -> DeviceRecord:
     return probed
 
 
-def device_row(record: DeviceRecord) -> dict[str, Any]:
-    info = record.info
-    domains = info.get("dvfs", {}).get("domains", [])
-    return {
-        "device": record.name,
-        "kind": record.kind,
-        "preset": record.preset,
-        "class": info.get("class"),
-        "os": info.get("os"),
-        "cpu_count": info.get("cpu_count"),
-        "cpu_model": info.get("cpu_model"),
-        "memory_mb": info.get("memory_mb"),
-        "dvfs_domains": [d.get("name") for d in domains],
-        "runtimes": sorted(info.get("runtimes", {})),
-        "sensors": sorted(info.get("sensors", {})),
-    }
-
-
 @app.command("list")
 def list_devices(store: StoreOption = None, json_output: JsonOption = False) -> None:
     """List registered devices."""
     with open_store(store) as opened:
-        rows = [device_row(r) for r in opened.list_devices()]
+        records = opened.list_devices()
+        fleet = {row["device"]: row for row in fleet_rows(opened)}
+    rows = [{**device_row(r), **{key: fleet[r.name][key] for key in
+                                 ("transport", "status", "last_seen", "runs")}}
+            for r in records]
     if json_output:
         print_json(rows)
         return
     if not rows:
         out.print("No devices registered. Run `bench demo` or `bench devices add`.")
         return
-    table = Table("device", "kind", "class", "cores", "memory", "DVFS domains", "runtimes")
+    table = Table("device", "kind", "class", "cores", "memory", "DVFS domains", "runtimes",
+                  "status", "runs")
     for row in rows:
         memory = f"{row['memory_mb'] / 1024:.1f} GiB" if row["memory_mb"] else "?"
         table.add_row(
@@ -97,6 +87,8 @@ def list_devices(store: StoreOption = None, json_output: JsonOption = False) -> 
             memory,
             ", ".join(row["dvfs_domains"]) or "none found",
             ", ".join(row["runtimes"]) or "none",
+            str(row["status"]),
+            str(row["runs"]),
         )
     out.print(table)
 
@@ -216,14 +208,19 @@ def show_device(
     """Everything known about one device."""
     with open_store(store) as opened:
         record = opened.get_device(name)
-        runs = len(opened.runs(device=name))
+        seen = activity(opened).get(name, Activity())
+    state, last_seen = status(record, seen, time.time())
     if json_output:
-        print_json({**device_row(record), "info": record.info, "runs": runs})
+        print_json({**device_row(record), "info": record.info, "runs": seen.runs,
+                    "status": state, "last_seen": last_seen})
         return
     row = device_row(record)
     out.print(f"[bold]{record.name}[/]  kind={record.kind}  preset={record.preset or '-'}")
-    for line in _describe(record.info, row, runs):
+    for line in _describe(record.info, row, seen.runs):
         out.print(line)
+    when = (datetime.fromtimestamp(last_seen).isoformat(sep=" ", timespec="seconds")
+            if last_seen is not None else "never")
+    out.print(f"  status:   {state}, last seen {when}", markup=False)
 
 
 def _describe(info: dict[str, Any], row: dict[str, Any], runs: int) -> list[str]:

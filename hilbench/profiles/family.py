@@ -95,3 +95,20 @@ def family_named(store: Store, name: str) -> tuple[str, pandas.DataFrame]:
     if base.empty:
         raise ModelError(f"no model {name!r} in the store; bench compress records a family")
     return str(base.path.iloc[0]), family(store, str(base.sha256.iloc[0]))
+
+
+def family_bases(store: Store) -> pandas.DataFrame:
+    """Every model that is no one's variant (``name``, ``sha256``) with the number of models
+    in its family (``members``, itself included), the largest families first."""
+    frame = models_frame(store)
+    children = frame.groupby("parent_sha256")["sha256"].apply(list).to_dict()
+    rows = []
+    for row in frame[frame.parent_sha256.isna()].itertuples():
+        members, todo = 0, [str(row.sha256)]
+        while todo:
+            members += 1
+            todo += children.pop(todo.pop(), [])
+        rows.append({"name": str(row.name), "sha256": str(row.sha256), "members": members})
+    found = pandas.DataFrame(rows, columns=["name", "sha256", "members"])
+    return found.sort_values(["members", "name"], ascending=[False, True], kind="stable",
+                             ignore_index=True)
