@@ -41,12 +41,16 @@ def _require_summary_figures(connection: Connection) -> None:
 
 
 def _make_version(url: str, version: int) -> None:
-    """A store as an older hilbench left it: 3 before DVFS pins in queued jobs and accuracy
-    records, 2 also before tool-reported summaries, 1 also before the coordinator tables."""
+    """A store as an older hilbench left it: 4 before revocable agents, 3 also before DVFS
+    pins in queued jobs and accuracy records, 2 also before tool-reported summaries, 1 also
+    before the coordinator tables."""
     engine = _engine(url)
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE accuracy"))
-        connection.execute(text("ALTER TABLE jobs DROP COLUMN dvfs_pin"))
+        connection.execute(text("DROP INDEX ix_jobs_lease_agent"))
+        connection.execute(text("ALTER TABLE agents DROP COLUMN revoked_at"))
+        if version <= 3:
+            connection.execute(text("DROP TABLE accuracy"))
+            connection.execute(text("ALTER TABLE jobs DROP COLUMN dvfs_pin"))
         if version <= 2:
             _require_summary_figures(connection)
         if version == 1:
@@ -60,7 +64,7 @@ def _nullable(connection: Connection) -> set[str]:
     return {c["name"] for c in inspect(connection).get_columns("measurements") if c["nullable"]}
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_older_store_is_upgraded_keeping_its_runs(store_url: str, version: int) -> None:
     run = factories.ok_run()
     with Store.open(store_url) as store:
@@ -76,8 +80,10 @@ def test_older_store_is_upgraded_keeping_its_runs(store_url: str, version: int) 
         store.save_run(tool_run)  # a summary without percentiles now fits
         assert store.measurement(tool_run.run_id) == tool_run.measurement
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 4
+        assert connection.execute(text("SELECT version FROM schema_version")).scalar() == 5
         assert {"agents", "jobs", "accuracy"} <= set(inspect(connection).get_table_names())
+        assert "revoked_at" in {c["name"] for c in inspect(connection).get_columns("agents")}
+        assert "ix_jobs_lease_agent" in {i["name"] for i in inspect(connection).get_indexes("jobs")}
         assert "dvfs_pin" in {c["name"] for c in inspect(connection).get_columns("jobs")}
         assert set(NULLABLE_SINCE_V3) <= _nullable(connection)
     engine.dispose()

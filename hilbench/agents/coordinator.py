@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,16 +28,31 @@ from hilbench.core.settings import BenchmarkSettings
 
 LOAD_ALLOWANCE_S = 120.0
 MAX_BACKOFF_S = 60.0
+OUTBOX_BATCH = 100
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MODEL_FORMATS = ("onnx", "tflite")
 Log = Callable[[str], None]
 
 
-class CoordinatorClient:
-    """The coordinator's HTTP API, with the agent's bearer token once it has one."""
+class RefusedError(AgentError):
+    """The coordinator refused a request for good (4xx): retrying it cannot help."""
 
-    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CoordinatorClient:
+    """The coordinator's HTTP API, with the agent's bearer token once it has one. An https
+    URL is checked against ``ca_file`` (a lab's own CA) or the system's CAs."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 30.0,
+                 ca_file: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self.context = (ssl.create_default_context(cafile=ca_file)
+                        if self.url.startswith("https:") else None)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None
               ) -> tuple[int, bytes]:
@@ -46,11 +63,15 @@ class CoordinatorClient:
         request = urllib.request.Request(self.url + path, data=data, headers=headers,
                                          method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout_s,
+                                        context=self.context) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
-            raise AgentError(f"coordinator answered {exc.code} to {path}: {detail}") from exc
+            message = f"coordinator answered {exc.code} to {path}: {detail}"
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                raise RefusedError(message, exc.code) from exc
+            raise AgentError(message) from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise AgentError(f"cannot reach coordinator {self.url}: {reason}") from exc
@@ -72,6 +93,12 @@ class CoordinatorClient:
         _, answer = self._call("POST", f"/v1/results/{job_id}", result)
         return bool(json.loads(answer)["stored"])
 
+    def upload_many(self, results: list[tuple[str, dict[str, Any]]]) -> list[bool]:
+        """Several results in one request (one transaction on the coordinator)."""
+        body = {"results": [{"job_id": job_id, "result": r} for job_id, r in results]}
+        _, answer = self._call("POST", "/v1/results", body)
+        return [bool(stored) for stored in json.loads(answer)["stored"]]
+
     def model(self, sha256: str) -> bytes:
         return self._call("GET", f"/v1/models/{sha256}")[1]
 
@@ -86,6 +113,7 @@ class AgentConfig:
     poll_s: float = 1.0
     sysfs_root: str = "/"  # where this device's sysfs/procfs are (an emulated tree in tests)
     power_command: str | None = None  # an external power meter: a command printing watts
+    ca_file: str | None = None  # the CA that signed an https coordinator's certificate
 
 
 class PullingAgent:
@@ -94,7 +122,7 @@ class PullingAgent:
     def __init__(self, config: AgentConfig, log: Log) -> None:
         self.config = config
         self.log = log
-        self.client = CoordinatorClient(config.coordinator)
+        self.client = CoordinatorClient(config.coordinator, ca_file=config.ca_file)
         for folder in ("models", "outbox"):
             (config.state_dir / folder).mkdir(parents=True, exist_ok=True)
 
@@ -112,14 +140,37 @@ class PullingAgent:
         self.log(f"registered as {self.config.name} for device {self.config.device}")
 
     def flush_outbox(self) -> int:
-        """Upload every result not yet acknowledged; returns how many were sent."""
+        """Upload every result not yet acknowledged, in batches; returns how many were
+        sent. A result is deleted only once the coordinator acknowledged it; one it refuses
+        for good (a job that is not this agent's any more) is dropped, with a log line."""
+        spooled = sorted((self.config.state_dir / "outbox").glob("*.json"))
         sent = 0
-        for spooled in sorted((self.config.state_dir / "outbox").glob("*.json")):
-            stored = self.client.upload(spooled.stem, json.loads(spooled.read_text()))
-            spooled.unlink()
-            sent += 1
-            self.log(f"uploaded {spooled.stem} ({'stored' if stored else 'already stored'})")
+        for start in range(0, len(spooled), OUTBOX_BATCH):
+            batch = spooled[start:start + OUTBOX_BATCH]
+            try:
+                stored = self.client.upload_many(
+                    [(path.stem, json.loads(path.read_text())) for path in batch])
+            except RefusedError:
+                sent += sum(self._upload_alone(path) for path in batch)
+                continue
+            for path, was_new in zip(batch, stored):
+                path.unlink()
+                self.log(f"uploaded {path.stem} ({'stored' if was_new else 'already stored'})")
+            sent += len(batch)
         return sent
+
+    def _upload_alone(self, path: Path) -> int:
+        try:
+            stored = self.client.upload(path.stem, json.loads(path.read_text()))
+        except RefusedError as exc:
+            if exc.status == 401:
+                raise
+            path.unlink()
+            self.log(f"dropped {path.stem}: {exc}")
+            return 0
+        path.unlink()
+        self.log(f"uploaded {path.stem} ({'stored' if stored else 'already stored'})")
+        return 1
 
     def run_once(self) -> bool:
         """Lease and run one job; False when there was none."""
@@ -173,6 +224,10 @@ class PullingAgent:
             self.log(f"results kept for later: {exc}")
 
     def _model(self, sha256: str, fmt: str) -> Path:
+        """The job's model from the cache, else downloaded and checked; its file is named
+        by its sha256 only once both are known to be what they claim."""
+        if not SHA256.match(sha256) or fmt not in MODEL_FORMATS:
+            raise AgentError(f"lease names an invalid model ({sha256[:70]!r}, {fmt[:20]!r})")
         path = self.config.state_dir / "models" / f"{sha256}.{fmt}"
         if not path.exists():
             data = self.client.model(sha256)

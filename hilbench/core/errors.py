@@ -95,6 +95,10 @@ class AgentError(HilbenchError):
     """The agent on a device failed or answered something that is not a valid result."""
 
 
+class AgentRevokedError(StoreError, UserError):
+    """An agent's registration was revoked (``bench agent revoke``)."""
+
+
 def first_line(exc: BaseException) -> str:
     """A library's error message as one line of at most 300 characters, for the user."""
     text = str(exc).strip() or type(exc).__name__

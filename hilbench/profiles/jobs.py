@@ -1,5 +1,11 @@
-"""The coordinator's state in the store: agents with hashed tokens, and a job queue with
-leases that expire, so that a job whose agent died goes back to the queue."""
+"""The coordinator's state in the store: agents with hashed tokens (revocable), and a job
+queue with leases that expire, so that a job whose agent died goes back to the queue.
+
+Leasing is safe under concurrency: on PostgreSQL the candidate rows are locked with ``FOR
+UPDATE SKIP LOCKED`` (two coordinator workers never wait on, nor take, the same job), and
+everywhere the claim is a conditional UPDATE that only one transaction can win. A result is
+acknowledged only after the transaction that stores it committed; a job's result is taken
+only from the agent that holds (or last held) its lease."""
 
 from __future__ import annotations
 
@@ -9,9 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
-from hilbench.core.errors import StoreError
+from hilbench.core.errors import AgentRevokedError, StoreError
 from hilbench.core.records import RUN_OK, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.profiles.schema import agents, jobs, models
@@ -28,6 +34,26 @@ def token_digest(token: str) -> str:
 class Agent:
     name: str
     device: str
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """An agent as ``bench agent list`` shows it."""
+
+    name: str
+    device: str
+    registered_at: float
+    last_seen: float
+    revoked_at: float | None
+    leased_jobs: int
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One result to store: the job, the run it produced."""
+
+    job_id: str
+    run: RunRecord
 
 
 @dataclass(frozen=True)
@@ -66,11 +92,16 @@ class JobQueue:
     # agents ------------------------------------------------------------------------------
 
     def register_agent(self, name: str, device: str) -> str:
-        """(Re-)register an agent; returns its new token (only its hash is kept)."""
+        """(Re-)register an agent; returns its new token (only its hash is kept). A revoked
+        agent's name stays revoked: ``StoreError``."""
         token = secrets.token_urlsafe(32)
         now = time.time()
         with self._store.transaction() as connection:
-            found = connection.execute(select(agents.c.id).where(agents.c.name == name)).first()
+            found = connection.execute(
+                select(agents.c.id, agents.c.revoked_at).where(agents.c.name == name)).first()
+            if found is not None and found.revoked_at is not None:
+                raise AgentRevokedError(f"agent {name} was revoked; register it under a new "
+                                        "name")
             values = {"device_name": device, "token_sha256": token_digest(token), "last_seen": now}
             if found is None:
                 connection.execute(insert(agents).values(name=name, registered_at=now, **values))
@@ -79,18 +110,47 @@ class JobQueue:
         return token
 
     def authenticate(self, token: str) -> Agent | None:
-        """The agent holding ``token`` (and note that it was seen), or None."""
+        """The agent holding ``token``, or None (unknown or revoked). Reads only: seeing an
+        agent is ``seen``'s job, throttled by the caller."""
         digest = token_digest(token)
-        with self._store.transaction() as connection:
+        with self._store.connection() as connection:
             row = connection.execute(
-                select(agents.c.name, agents.c.device_name).where(agents.c.token_sha256 == digest)
+                select(agents.c.name, agents.c.device_name)
+                .where(agents.c.token_sha256 == digest, agents.c.revoked_at.is_(None))
             ).first()
-            if row is None:
-                return None
+        return Agent(row.name, row.device_name) if row is not None else None
+
+    def seen(self, names: list[str], at: float | None = None) -> None:
+        """Note that these agents were seen (one UPDATE for all of them)."""
+        if not names:
+            return
+        with self._store.transaction() as connection:
+            connection.execute(update(agents).where(agents.c.name.in_(names))
+                               .values(last_seen=at if at is not None else time.time()))
+
+    def revoke(self, name: str) -> bool:
+        """Revoke an agent: its token opens nothing from now on, its leases go back to the
+        queue. False when there is no such agent (or it was revoked already)."""
+        now = time.time()
+        with self._store.transaction() as connection:
+            revoked = connection.execute(
+                update(agents).where(agents.c.name == name, agents.c.revoked_at.is_(None))
+                .values(revoked_at=now))
             connection.execute(
-                update(agents).where(agents.c.name == row.name).values(last_seen=time.time())
-            )
-        return Agent(row.name, row.device_name)
+                update(jobs).where(jobs.c.lease_agent == name, jobs.c.status == LEASED)
+                .values(lease_expires_at=now))
+        return bool(revoked.rowcount)
+
+    def agents(self) -> list[AgentState]:
+        """Every registered agent, with how many jobs it holds."""
+        held = (select(jobs.c.lease_agent, func.count().label("leased"))
+                .where(jobs.c.status == LEASED).group_by(jobs.c.lease_agent).subquery())
+        query = (select(agents, func.coalesce(held.c.leased, 0).label("leased"))
+                 .outerjoin(held, held.c.lease_agent == agents.c.name).order_by(agents.c.name))
+        with self._store.connection() as connection:
+            rows = connection.execute(query).all()
+        return [AgentState(r.name, r.device_name, r.registered_at, r.last_seen, r.revoked_at,
+                           int(r.leased)) for r in rows]
 
     # jobs --------------------------------------------------------------------------------
 
@@ -113,6 +173,7 @@ class JobQueue:
             candidates = connection.execute(
                 select(jobs.c.id).where(jobs.c.device_name == agent.device, available)
                 .order_by(jobs.c.created_at, jobs.c.id).limit(5)
+                .with_for_update(skip_locked=True)  # PostgreSQL; SQLite locks the database
             ).scalars().all()
             for job_pk in candidates:
                 taken = connection.execute(
@@ -141,22 +202,31 @@ class JobQueue:
     def complete(self, job_id: str, agent: Agent, run: RunRecord) -> bool:
         """Store the job's run and close it, in one transaction. False (and nothing
         stored) when the job was already closed: a retried upload never duplicates."""
+        return self.complete_many(agent, [Completion(job_id, run)])[0]
+
+    def complete_many(self, agent: Agent, done: list[Completion]) -> list[bool]:
+        """Several results in one transaction (an agent's outbox, a batch): per result,
+        whether it was stored. Any result that is not the agent's to give (unknown job,
+        another device's, leased to another agent) fails the whole batch with
+        ``StoreError`` and stores nothing."""
         with self._store.transaction() as connection:
-            row = connection.execute(
-                select(jobs.c.status, jobs.c.device_name).where(jobs.c.job_id == job_id)
-            ).first()
-            if row is None:
-                raise StoreError(f"unknown job {job_id}")
-            if row.device_name != agent.device:
-                raise StoreError(f"job {job_id} is not for device {agent.device}")
-            if row.status in (DONE, FAILED, CANCELLED):
-                return False
-            insert_run(connection, run)
-            connection.execute(update(jobs).where(jobs.c.job_id == job_id).values(
-                status=DONE if run.status == RUN_OK else FAILED, error=run.error,
-                finished_at=time.time(), lease_agent=agent.name,
-            ))
-        return True
+            rows = {row.job_id: row for row in connection.execute(
+                select(jobs.c.job_id, jobs.c.status, jobs.c.device_name, jobs.c.lease_agent)
+                .where(jobs.c.job_id.in_([d.job_id for d in done])))}
+            stored, closed = [], set()
+            for item in done:
+                row = _owned(item.job_id, rows.get(item.job_id), agent)
+                if row.status in (DONE, FAILED, CANCELLED) or item.job_id in closed:
+                    stored.append(False)  # a retried upload never duplicates
+                    continue
+                closed.add(item.job_id)
+                insert_run(connection, item.run)
+                connection.execute(update(jobs).where(jobs.c.job_id == item.job_id).values(
+                    status=DONE if item.run.status == RUN_OK else FAILED, error=item.run.error,
+                    finished_at=time.time(), lease_agent=agent.name,
+                ))
+                stored.append(True)
+        return stored
 
     def cancel(self, job_id: str) -> bool:
         """Take a job that has not finished out of the queue; its result, should an agent
@@ -196,6 +266,18 @@ class JobQueue:
             return None
         return ModelRecord(sha256=row.sha256, name=row.name, format=row.format, path=row.path,
                            size_bytes=row.size_bytes)
+
+
+def _owned(job_id: str, row: Any, agent: Agent) -> Any:
+    """A result is the agent's to give when the job is for its device and was last leased
+    to it (or never leased: a job done by hand)."""
+    if row is None:
+        raise StoreError(f"unknown job {job_id}")
+    if row.device_name != agent.device:
+        raise StoreError(f"job {job_id} is not for device {agent.device}")
+    if row.lease_agent is not None and row.lease_agent != agent.name:
+        raise StoreError(f"job {job_id} is leased to another agent")
+    return row
 
 
 def _leased(row: Any) -> LeasedJob:

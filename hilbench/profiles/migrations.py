@@ -19,7 +19,7 @@ from hilbench.profiles.schema import (
     schema_version,
 )
 
-LATEST_VERSION = 4
+LATEST_VERSION = 5
 
 
 def _add_coordinator_tables(connection: Connection) -> None:
@@ -59,11 +59,24 @@ def _dvfs_pins_and_accuracy(connection: Connection) -> None:
     metadata.create_all(connection, tables=[accuracy])
 
 
+def _revocable_agents(connection: Connection) -> None:
+    """Version 5: agents can be revoked; heartbeats find an agent's leases by index. (A store
+    upgraded from version 1 got the agents table with its version-5 column.)"""
+    if "revoked_at" not in {c["name"] for c in inspect(connection).get_columns("agents")}:
+        kind = agents.c.revoked_at.type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f'ALTER TABLE agents ADD COLUMN "revoked_at" {kind}')
+    indexes = {i["name"] for i in inspect(connection).get_indexes("jobs")}
+    for index in jobs.indexes:
+        if index.name not in indexes:
+            index.create(connection)
+
+
 # (version reached, step from the version before). Version 1 is the base schema.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, _add_coordinator_tables),
     (3, _nullable_tool_figures),
     (4, _dvfs_pins_and_accuracy),
+    (5, _revocable_agents),
 ]
 
 

@@ -146,6 +146,7 @@ agents = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("registered_at", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
+    Column("revoked_at", Float),  # version 5: a revoked agent's token opens nothing
     Index("ix_agents_device_name", "device_name"),
 )
 
@@ -167,6 +168,7 @@ jobs = Table(
     Column("finished_at", Float),
     Column("dvfs_pin", JSON),  # version 4: the levels the agent pins for the job
     Index("ix_jobs_device_status", "device_name", "status"),
+    Index("ix_jobs_lease_agent", "lease_agent"),  # version 5: heartbeats find their leases
 )
 
 # Version 4: accuracy of a model (a variant) on a dataset, measured once on the host: it

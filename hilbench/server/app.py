@@ -1,32 +1,56 @@
-"""Coordinator HTTP API. Every endpoint but /health needs an agent's bearer token, except
-registration, which needs the lab's enrollment token and hands out the agent's own token."""
+"""Coordinator HTTP API. Every endpoint but /health needs a token: an agent's own bearer
+token, except registration (the lab's enrollment token, in the body, hands out the agent's
+token) and model uploads (the enrollment token as bearer: whoever may enroll agents runs
+the lab).
+
+Several workers may serve one PostgreSQL store (``bench serve --workers N``): each keeps no
+state but a short-lived cache of token lookups (``TOKEN_TTL_S``; a revoked token stops
+working within that time) and throttles the "last seen" writes of its agents
+(``SEEN_EVERY_S``), so that a heartbeat is one indexed UPDATE of the agent's leases.
+Results arrive one by one or in batches (``/v1/results``: one transaction per batch), and
+are acknowledged only after their transaction committed.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import os
+import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from hilbench.agents.protocol import SCHEMA_VERSION, parse_result
-from hilbench.core.errors import HilbenchError, StoreError
-from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, RunRecord
-from hilbench.profiles.jobs import Agent, JobQueue
+from hilbench.core.errors import AgentRevokedError, HilbenchError, StoreError
+from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
+from hilbench.profiles.jobs import Agent, Completion, JobQueue
 from hilbench.profiles.store import Store
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+SHA256 = r"^[0-9a-f]{64}$"
+JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+TOKEN_TTL_S = 5.0
+SEEN_EVERY_S = 10.0
+MAX_BATCH = 200
+DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
+MODEL_FORMATS = ("onnx", "tflite")
 
 
 class Registration(BaseModel):
     schema_version: int = SCHEMA_VERSION
     name: str = Field(pattern=NAME)
     device: str = Field(pattern=NAME)
-    enroll_token: str
+    enroll_token: str = Field(max_length=512)
     info: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -38,26 +62,94 @@ class Lease(BaseModel):
     lease_expires_at: float
 
 
+class BatchItem(BaseModel):
+    job_id: str = Field(pattern=JOB_ID)
+    result: dict[str, Any]
+
+
+class Batch(BaseModel):
+    results: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the coordinator accepts: lease length, uploaded model size, where uploaded
+    models are kept (by their sha256, never by a name the client chose)."""
+
+    lease_s: float = 30.0
+    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    models_dir: Path | None = None
+
+
+class TokenCache:
+    """Token lookups for ``ttl_s`` seconds, and "last seen" written at most every
+    ``seen_every_s`` per agent. Thread-safe (FastAPI runs sync endpoints in a pool)."""
+
+    def __init__(self, queue: JobQueue, ttl_s: float = TOKEN_TTL_S,
+                 seen_every_s: float = SEEN_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._queue, self._ttl_s, self._seen_every_s, self._clock = (
+            queue, ttl_s, seen_every_s, clock)
+        self._found: dict[str, tuple[Agent | None, float]] = {}
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def agent(self, token: str) -> Agent | None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        now = self._clock()
+        with self._lock:
+            cached = self._found.get(digest)
+        if cached is None or now - cached[1] > self._ttl_s:
+            cached = (self._queue.authenticate(token), now)
+            with self._lock:
+                if len(self._found) > 100_000:
+                    self._found.clear()
+                self._found[digest] = cached
+        found = cached[0]
+        if found is not None:
+            self._note_seen(found.name, now)
+        return found
+
+    def _note_seen(self, name: str, now: float) -> None:
+        with self._lock:
+            due = now - self._seen.get(name, -self._seen_every_s) >= self._seen_every_s
+            if due:
+                self._seen[name] = now
+        if due:
+            self._queue.seen([name])
+
+
 def current_agent(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Agent:
     """The agent whose bearer token the request carries; 401 otherwise."""
     scheme, _, token = (authorization or "").partition(" ")
-    queue: JobQueue = request.app.state.queue
-    found = queue.authenticate(token) if scheme.lower() == "bearer" and token else None
+    cache: TokenCache = request.app.state.tokens
+    found = cache.agent(token) if scheme.lower() == "bearer" and 0 < len(token) < 512 else None
     if found is None:
-        raise HTTPException(401, "missing or invalid agent token")
+        raise HTTPException(401, "missing, invalid or revoked agent token")
     return found
 
 
 Authenticated = Annotated[Agent, Depends(current_agent)]
+Sha256 = Annotated[str, PathParameter(pattern=SHA256)]
+JobId = Annotated[str, PathParameter(pattern=JOB_ID)]
 
 
-def create_app(store: Store, enroll_token: str, lease_s: float = 30.0) -> FastAPI:
+def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
+               limits: Limits | None = None) -> FastAPI:
     """The coordinator on ``store``; agents must present ``enroll_token`` to register."""
+    limits = limits or Limits(lease_s=lease_s)
     queue = JobQueue(store)
     app = FastAPI(title="hilbench coordinator", version="1")
     app.state.queue = queue
+    app.state.tokens = TokenCache(queue)
+
+    def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(),
+                                                                 enroll_token.encode()):
+            raise HTTPException(401, "this needs the lab's enrollment token")
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -65,7 +157,7 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0) -> FastAP
 
     @app.post("/v1/register")
     def register(body: Registration) -> dict[str, str]:
-        if not hmac.compare_digest(body.enroll_token, enroll_token):
+        if not hmac.compare_digest(body.enroll_token.encode(), enroll_token.encode()):
             raise HTTPException(401, "invalid enrollment token")
         if body.schema_version != SCHEMA_VERSION:
             side = "the coordinator" if body.schema_version > SCHEMA_VERSION else "the device"
@@ -77,15 +169,18 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0) -> FastAP
         if body.device not in known:
             store.add_device(DeviceRecord(body.device, "agent", None, {"coordinator": True},
                                           {**body.info, "class": "cpu"}))
-        return {"token": queue.register_agent(body.name, body.device)}
+        try:
+            return {"token": queue.register_agent(body.name, body.device)}
+        except AgentRevokedError as exc:
+            raise HTTPException(403, str(exc)) from exc
 
     @app.post("/v1/heartbeat")
     def heartbeat(who: Authenticated) -> dict[str, int]:
-        return {"leases_extended": queue.extend_leases(who, lease_s)}
+        return {"leases_extended": queue.extend_leases(who, limits.lease_s)}
 
     @app.post("/v1/lease", response_model=None)
     def lease(who: Authenticated) -> Lease | Response:
-        job = queue.lease(who, lease_s)
+        job = queue.lease(who, limits.lease_s)
         if job is None:
             return Response(status_code=204)
         spec = {"settings": job.settings.to_dict(), "device": job.device,
@@ -94,30 +189,75 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0) -> FastAP
                      model_format=job.model_format, lease_expires_at=job.lease_expires_at)
 
     @app.post("/v1/results/{job_id}")
-    def result(job_id: str, body: dict[str, Any], who: Authenticated) -> dict[str, bool]:
-        run = _run_record(queue, job_id, who, body)
-        try:
-            stored = queue.complete(job_id, who, run)
-        except StoreError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        return {"stored": stored}
+    def result(job_id: JobId, body: dict[str, Any], who: Authenticated) -> dict[str, bool]:
+        return {"stored": _complete(queue, who, [BatchItem(job_id=job_id, result=body)])[0]}
+
+    @app.post("/v1/results")
+    def results(body: Batch, who: Authenticated) -> dict[str, list[bool]]:
+        return {"stored": _complete(queue, who, body.results)}
 
     @app.get("/v1/models/{sha256}")
-    def model(sha256: str, who: Authenticated) -> FileResponse:
+    def model(sha256: Sha256, who: Authenticated) -> FileResponse:
         found = queue.model_file(sha256)
         if found is None or not Path(found.path).is_file():
             raise HTTPException(404, f"no model {sha256[:12]} on the coordinator")
         return FileResponse(found.path, media_type="application/octet-stream")
 
+    @app.put("/v1/models/{sha256}", dependencies=[Depends(admin)])
+    async def upload(sha256: Sha256, request: Request,
+                     name: Annotated[str, Query(pattern=NAME)] = "model",
+                     format: str = "onnx") -> dict[str, Any]:
+        if format not in MODEL_FORMATS:
+            raise HTTPException(422, f"format must be one of {', '.join(MODEL_FORMATS)}")
+        if limits.models_dir is None:
+            raise HTTPException(404, "this coordinator takes no model uploads (--models-dir)")
+        path = await _receive_model(request, sha256, format, limits)
+        record = ModelRecord(sha256, name, format, str(path), path.stat().st_size)
+        store.add_model(record)
+        return {"sha256": sha256, "size_bytes": record.size_bytes}
+
     return app
+
+
+def _complete(queue: JobQueue, who: Agent, items: list[BatchItem]) -> list[bool]:
+    """Store results (one transaction); 404 for a job that is not the agent's to report."""
+    try:
+        done = [Completion(item.job_id, _run_record(queue, item.job_id, who, item.result))
+                for item in items]
+        return queue.complete_many(who, done)
+    except StoreError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+async def _receive_model(request: Request, sha256: str, fmt: str, limits: Limits) -> Path:
+    """The request body written under ``models_dir`` as ``<sha256>.<format>``, once its size
+    is within the limit and its bytes hash to ``sha256``; nothing is left otherwise."""
+    assert limits.models_dir is not None
+    limits.models_dir.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    handle, temporary = tempfile.mkstemp(dir=limits.models_dir, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limits.max_model_bytes:
+                    raise HTTPException(413, f"model larger than {limits.max_model_bytes} "
+                                        "bytes")
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise HTTPException(422, "the uploaded bytes do not hash to the sha256 in the URL")
+        target = limits.models_dir / f"{sha256}.{fmt}"
+        os.replace(temporary, target)
+        return target
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def _run_record(queue: JobQueue, job_id: str, who: Agent, body: dict[str, Any]) -> RunRecord:
     """The run an agent's result JSON describes: its measurement, or the error it reports."""
-    try:
-        job = queue.job(job_id)
-    except StoreError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    job = queue.job(job_id)
     now = time.time()
     try:
         measurement = parse_result(json.dumps(body), job_id)
@@ -127,3 +267,18 @@ def _run_record(queue: JobQueue, job_id: str, who: Agent, body: dict[str, Any]) 
     return RunRecord(job_id, who.device, job.model, job.settings, RUN_OK, measurement.started_at,
                      measurement.finished_at, measurement=measurement,
                      campaign_id=job.campaign_id)
+
+
+def app_from_environment() -> FastAPI:
+    """The app a uvicorn worker builds (``bench serve --workers N``): the store URL, the
+    enrollment token and the limits come from the environment ``bench serve`` set."""
+    from hilbench.profiles.store import Store
+
+    environment = os.environ
+    store = Store.open(environment["HILBENCH_STORE"])
+    models_dir = environment.get("HILBENCH_MODELS_DIR")
+    limits = Limits(float(environment.get("HILBENCH_LEASE_S", "30")),
+                    int(environment.get("HILBENCH_MAX_MODEL_BYTES",
+                                        str(DEFAULT_MAX_MODEL_BYTES))),
+                    Path(models_dir) if models_dir else None)
+    return create_app(store, environment["HILBENCH_ENROLL_TOKEN"], limits.lease_s, limits)
