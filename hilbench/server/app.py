@@ -74,11 +74,13 @@ class Batch(BaseModel):
 @dataclass(frozen=True)
 class Limits:
     """What the coordinator accepts: lease length, uploaded model size, where uploaded
-    models are kept (by their sha256, never by a name the client chose)."""
+    models are kept (by their sha256, never by a name the client chose), and how long a
+    token lookup is trusted."""
 
     lease_s: float = 30.0
     max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
     models_dir: Path | None = None
+    token_ttl_s: float = TOKEN_TTL_S  # how long a revoked token may still work
 
 
 class TokenCache:
@@ -143,7 +145,7 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
     queue = JobQueue(store)
     app = FastAPI(title="hilbench coordinator", version="1")
     app.state.queue = queue
-    app.state.tokens = TokenCache(queue)
+    app.state.tokens = TokenCache(queue, limits.token_ttl_s)
 
     def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
