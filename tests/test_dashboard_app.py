@@ -77,12 +77,13 @@ def test_fleet_lists_every_device_with_its_status_capabilities_and_runs(
     assert status.at["local", "transport"] == "this machine"
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["devices"] == "5" and metrics["runs"] == str(sum(runs.values()))
-    capabilities = app.dataframe[1].value.set_index("device")
+    capabilities = app.table[0].value
+    dvfs = "DVFS domains: levels (MHz, count)"
     phone = capabilities.loc["emu-phone"]
-    assert phone["cpu_count"] == 8 and phone["memory_gib"] == 6.0
-    assert "cpu4-7: 710-2419 MHz (6)" in phone["dvfs_levels"]
+    assert phone["cores"] == "8" and phone["memory GiB"] == "6.0"
+    assert "cpu4-7: 710-2419 MHz (6)" in phone[dvfs]
     assert phone["sensors"].startswith("power: battery:battery")
-    assert "power modes: 15W, 10W, 7W" in capabilities.at["emu-jetson", "dvfs_levels"]
+    assert "power modes: 15W, 10W, 7W" in capabilities.at["emu-jetson", dvfs]
     assert "onnxruntime" in capabilities.at["local", "runtimes"]
     # `bench devices list` reads the same rows
     listed = json.loads(in_process(capsys, monkeypatch, env, "devices", "list", "--json",
@@ -176,10 +177,14 @@ def test_recommend_shows_bench_selects_pick_and_the_lc_slider_changes_it(
     shown = json.loads(app.code[0].value)  # the text the export button downloads
     assert _comparable(shown) == _comparable(expected)
     assert app.get("download_button")[0].label == "Export the answer as JSON"
-    why = app.dataframe[0].value.set_index("device")["why"]
+    why = app.table[0].value["why"]
     assert why[best["device"]] == "best: holds the pick" and len(why) == 5
     assert charts(app) == 1
-    assert app.selectbox(key="per_dvfs").value != "(none)" and len(app.dataframe) == 3
+    device = app.selectbox(key="per_dvfs").value
+    levels = app.table[1].value
+    assert list(levels.index) == [level["dvfs"] for level in
+                                  expected["reconfiguration"]["levels"]]
+    assert device == expected["reconfiguration"]["device"]
 
     app.slider(key="lc").set_value(app.slider(key="lc").min).run()  # LC far below any p90
     assert not app.exception and not app.success

@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.cli import BENCH, in_process, one_line_error
+from tests.cli import BENCH, bench, in_process, one_line_error
 from tests.conftest import DemoStore
 from tests.ports import free_port
 
@@ -44,6 +44,7 @@ PAGES = (("", "Fleet", 0, "devices\n5\n"),
          ("tradeoffs", "Trade-offs", 4, "candidates at batch 64"),
          ("recommend", "Recommend", 1, "candidates at batch 64"))
 REPOSITORY = Path(__file__).resolve().parents[1]
+SWEPT = ("digits-transformer-int8", "digits-transformer-ffn50-int8")
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,17 @@ def env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def store(home: Path, demo_store: DemoStore) -> str:
-    return demo_store.copy(home)
+def store(home: Path, demo_store: DemoStore, env: dict[str, str]) -> str:
+    """The demo's store; for the README's screenshots, with a DVFS sweep of two variants on
+    the emulated phone too (the DVFS curves and the per-level table then have levels)."""
+    url = demo_store.copy(home)
+    if os.environ.get("HILBENCH_SCREENSHOTS"):
+        variants = demo_store.root / "variants"
+        models = [arg for name in SWEPT for arg in ("-m", str(variants / f"{name}.onnx"))]
+        swept = bench("run", *models, "--devices", "emu-phone", "--dvfs", "sweep", "--batch",
+                      "64", "--min-time", "0.5s", store=url, env=env)
+        assert swept.returncode == 0, swept.stderr
+    return url
 
 
 def _answers(url: str) -> bool:

@@ -118,7 +118,8 @@ def dvfs_curve(points: pandas.DataFrame, column: str, title: str) -> Chart:
     """One device's figure per DVFS level (highest frequency last), a line per model."""
     order = points.sort_values("mhz", na_position="last")["level"].drop_duplicates().tolist()
     return _typed(alt.Chart(points).mark_line(point=True).encode(
-        x=alt.X("level:N", sort=order, title="DVFS level"),
+        x=alt.X("level:N", sort=order, title="DVFS level (highest pinned frequency)",
+                axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{column}:Q", title=title, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", legend=alt.Legend(orient="top", columns=2)),
         tooltip=["model:N", "level:N", alt.Tooltip(f"{column}:Q", format=".4g")],

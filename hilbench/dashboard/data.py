@@ -235,12 +235,14 @@ def levels_frame(found: Answer) -> pandas.DataFrame:
 
 
 def dvfs_points(found: Answer) -> pandas.DataFrame:
-    """Measured candidates per DVFS level (``level``, with ``mhz``: the highest pinned
-    frequency, NaN for the default governor or a power mode), for the DVFS curves."""
+    """Measured candidates per DVFS level (``mhz``: the highest pinned frequency, NaN for
+    the default governor or a power mode; ``level``: that frequency, or the selector's
+    label), for the DVFS curves."""
     table = found.table
     frame = table[table["source"] == "measured"].copy()
-    frame["level"] = frame["dvfs"].astype(str)
     frame["mhz"] = [_top_mhz(levels) for levels in frame["dvfs_levels"]]
+    frame["level"] = [f"{mhz:.0f} MHz" if math.isfinite(mhz) else str(label)
+                      for mhz, label in zip(frame["mhz"], frame["dvfs"], strict=True)]
     return frame.loc[:, ["device", "model", "level", "mhz", "latency_ms", "energy_mj"]]
 
 

@@ -22,15 +22,8 @@ STATUS = {
     "runs": st.column_config.NumberColumn("runs"),
     "valid_runs": st.column_config.NumberColumn("VALID runs"),
 }
-CAPABILITIES = {
-    "device": st.column_config.TextColumn("device"),
-    "cpu_count": st.column_config.NumberColumn("cores", width="small"),
-    "memory_gib": st.column_config.NumberColumn("memory GiB", format="%.1f", width="small"),
-    "runtimes": st.column_config.TextColumn("runtimes"),
-    "dvfs_levels": st.column_config.TextColumn("DVFS domains: levels (MHz, count)",
-                                               width="medium"),
-    "sensors": st.column_config.TextColumn("sensors", width="large"),
-}
+CAPABILITIES = {"cpu_count": "cores", "memory_gib": "memory GiB", "runtimes": "runtimes",
+                "dvfs_levels": "DVFS domains: levels (MHz, count)", "sensors": "sensors"}
 ALL_ROWS = 20  # up to this many devices, the tables show every row without scrolling
 
 
@@ -43,6 +36,16 @@ def shown(fleet: pandas.DataFrame) -> pandas.DataFrame:
     frame["kind"] = [f"{kind} ({preset})" if isinstance(preset, str) else kind
                      for kind, preset in zip(frame["kind"], frame["preset"], strict=True)]
     return frame
+
+
+def capabilities(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """What each probe found, by device, as text that wraps (a static table)."""
+    found = frame.set_index("device").loc[:, list(CAPABILITIES)]
+    found["memory_gib"] = [f"{v:.1f}" if pandas.notna(v) else "?" for v in found["memory_gib"]]
+    found["cpu_count"] = [str(v) if pandas.notna(v) else "?" for v in found["cpu_count"]]
+    for column in ("runtimes", "dvfs_levels", "sensors"):
+        found[column] = found[column].replace("", "none found")
+    return found.rename(columns=CAPABILITIES)
 
 
 def render() -> None:
@@ -60,14 +63,13 @@ def render() -> None:
     frame = shown(fleet)
     height: Literal["content", "auto"] = "content" if len(frame) <= ALL_ROWS else "auto"
     st.dataframe(frame.loc[:, list(STATUS)], column_config=STATUS, hide_index=True,
-                 height=height, key="fleet_status")
+                 height=height)
     st.caption("status: online (an agent called the coordinator, or a run finished, in the "
                "last 90 s), offline (its agents went silent), on demand (reached when a job "
                "runs: local, emulated, SSH and ADB devices), replay (a published table). "
                "Last seen: its agents' last call or its last run.")
     st.subheader("Capabilities", help="What each device's probe found when it was added.")
-    st.dataframe(frame.loc[:, list(CAPABILITIES)], column_config=CAPABILITIES,
-                 hide_index=True, height=height, key="fleet_capabilities")
+    st.table(capabilities(frame))
 
 
 if __name__ == "__main__":

@@ -112,15 +112,15 @@ def _pick(found: Answer, ask: Ask) -> None:
 
 def _tables(found: Answer) -> None:
     st.markdown("**Why each device lost**")
-    st.dataframe(reasons(found), hide_index=True,
-                 column_config={"why": st.column_config.TextColumn("why", width="large")})
+    st.table(reasons(found).set_index("device"))
     st.markdown("**Pareto front** over latency, accuracy and energy (ringed on the plot)")
     st.dataframe(found.selection.pareto.loc[:, CANDIDATE_TABLE], hide_index=True,
                  column_config=NUMBERS)
     if found.exported is not None:
         st.markdown(f"**{found.exported['device']}: the variant per DVFS level** "
                     "(what its runtime switches to when the governor lowers the frequency)")
-        st.dataframe(levels_frame(found), hide_index=True)
+        levels = levels_frame(found).set_index("DVFS level")
+        st.table(levels.astype(object).where(levels.notna(), "-"))
 
 
 def _export(found: Answer) -> None:
