@@ -207,3 +207,36 @@ def test_an_unreachable_store_is_one_line(monkeypatch: pytest.MonkeyPatch,
     errors = texts(app.error)
     assert len(errors) == 1 and errors[0].startswith("Cannot open the store: cannot open store")
     assert "\n" not in errors[0]
+
+
+def test_an_agent_device_is_online_while_its_agents_call(tmp_path: Path) -> None:
+    from hilbench.core.records import DeviceRecord
+    from hilbench.profiles.inventory import AGENT_ONLINE_S, fleet_frame
+    from hilbench.profiles.jobs import JobQueue
+
+    with Store.open(f"sqlite:///{tmp_path}/agents.db") as opened:
+        opened.add_device(DeviceRecord("jetson-1", "agent", None, {"coordinator": True}))
+        opened.add_device(DeviceRecord("board", "ssh", None, {"ssh": "root@10.0.0.9"}))
+        JobQueue(opened).register_agent("jetson-1-agent", "jetson-1")
+        now = fleet_frame(opened).set_index("device")
+        later = fleet_frame(opened, now=now.at["jetson-1", "last_seen"] + AGENT_ONLINE_S + 1)
+    assert now.at["jetson-1", "status"] == "online"
+    assert now.at["jetson-1", "transport"] == "coordinator agent"
+    assert later.set_index("device").at["jetson-1", "status"] == "offline"
+    assert now.at["board", "status"] == "on demand" and now.at["board", "runs"] == 0
+    assert now.at["board", "transport"] == "ssh root@10.0.0.9"
+
+
+def test_an_energy_counter_is_drawn_as_the_power_between_readings(store: str) -> None:
+    from hilbench.profiles.traces import run_traces
+
+    with Store.open(store) as opened:
+        run = opened.runs(device="emu-server").iloc[0]
+        measured = opened.measurement(run.run_id)
+    traces = run_traces(measured.telemetry)
+    power = traces[(traces["kind"] == "power") & traces["timed"]]
+    assert set(power["sensor"]) == {"rapl:package-0"} and set(power["unit"]) == {"W"}
+    assert measured.energy is not None
+    assert power["value"].mean() == pytest.approx(measured.energy.avg_power_w, rel=0.25)
+    frequency = traces[traces["kind"] == "frequency"]
+    assert set(frequency["label"]) == {"cpufreq policy0"} and frequency["value"].max() <= 3500
