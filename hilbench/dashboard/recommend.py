@@ -53,22 +53,25 @@ def _lc_slider(wide: Answer) -> float:
     latencies = wide.table["latency_ms"].dropna()
     start = float(latencies.quantile(0.75)) if len(latencies) else top / 2
     default = min(max(round(math.ceil(start / step) * step, 6), step), top)
+    digits = max(0, -math.floor(math.log10(step)))
     return float(st.slider("Latency constraint LC (ms)", min_value=step,
                            max_value=float(top), value=float(default), step=step,
-                           format="%.2f", key="lc"))
+                           format=f"%.{digits}f", key="lc"))
 
 
-def _ac_slider(wide: Answer) -> float:
+def _ac_slider(wide: Answer) -> float | None:
+    """AC over the family's recorded accuracies; None (no AC) when it has no record."""
     low, high = accuracy_range(wide)
-    if high <= 0:
-        low, high = 0.0, 1.0
-    bottom = math.floor(low * 100 - 1) / 100
-    top = min(1.0, math.ceil(high * 100 + 1) / 100)
-    default = math.floor(float(wide.table["accuracy"].median()) * 1000) / 1000 \
-        if wide.table["accuracy"].notna().any() else bottom
-    return float(st.slider("Accuracy constraint AC", min_value=max(bottom, 0.0),
-                           max_value=top, value=min(max(default, bottom), top), step=0.001,
-                           format="%.3f", key="ac"))
+    if not wide.table["accuracy"].notna().any():
+        st.caption("Accuracy constraint AC: this family has no accuracy record (`bench "
+                   "accuracy` measures one), so none is applied.")
+        return None
+    bottom = max(math.floor(low * 100 - 1) / 100, 0.0)
+    top = min(1.0, math.ceil(high * 100 + 1) / 100) if high <= 1 else math.ceil(high)
+    default = math.floor(float(wide.table["accuracy"].median()) * 1000) / 1000
+    return float(st.slider("Accuracy constraint AC", min_value=bottom, max_value=top,
+                           value=min(max(default, bottom), top), step=0.001, format="%.3f",
+                           key="ac"))
 
 
 def _ask(names: list[str]) -> Ask:
@@ -102,8 +105,10 @@ def _pick(found: Answer, ask: Ask) -> None:
     if text is not None:
         st.success(f"Pick: {text}", icon=":material/recommend:")
     else:
-        st.error(f"Nothing feasible for {ask.statistic} <= {ask.lc_ms:g} ms and accuracy >= "
-                 f"{ask.ac:g}: the nearest candidates are below.", icon=":material/block:")
+        asked = f"{ask.statistic} <= {ask.lc_ms:g} ms" + (
+            f" and accuracy >= {ask.ac:g}" if ask.ac is not None else "")
+        st.error(f"Nothing feasible for {asked}: the nearest candidates are below.",
+                 icon=":material/block:")
         st.dataframe(found.selection.nearest.loc[:, CANDIDATE_TABLE], hide_index=True,
                      column_config=NUMBERS)
     for note in found.selection.notes:
