@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,3 +86,13 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
                  store=f"sqlite:///{database}", env=env)
     assert demo.returncode == 0, demo.stderr
     return DemoStore(root, database)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many cases each fuzz target ran (tests/fuzzing.py counts them), if any ran."""
+    fuzzing = sys.modules.get("tests.fuzzing")
+    lines: list[str] = fuzzing.summary() if fuzzing is not None else []
+    if lines:
+        terminalreporter.section("fuzz cases run")
+        for line in lines:
+            terminalreporter.write_line(line)

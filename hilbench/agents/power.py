@@ -181,6 +181,8 @@ def external_sensor(command: str, timeout_s: float = 2.0) -> PowerSensor:
         raise PowerSensorError(f"external power command {command!r}: {exc}") from exc
     if not argv:
         raise PowerSensorError("external power command is empty")
+    if "\0" in command:
+        raise PowerSensorError(f"external power command {command!r} holds a NUL byte")
 
     def read() -> float:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -14,7 +15,7 @@ from hilbench.core.errors import (
     SettingsError,
     UnsupportedFormatError,
 )
-from hilbench.core.fields import FieldError, get_dict, get_int, get_optional_str, get_str
+from hilbench.core.fields import FieldError, get_dict, get_int, get_optional_str, get_str, shown
 from hilbench.core.measurement import Measurement
 from hilbench.core.settings import BenchmarkSettings
 
@@ -83,8 +84,8 @@ class JobSpec:
                 dvfs_pin=_pins(data.get("dvfs_pin")),
                 power_command=get_optional_str(data, "power_command"),
             )
-        except (ValueError, FieldError) as exc:
-            raise AgentError(f"malformed job JSON: {exc}") from exc
+        except (FieldError, *_MALFORMED) as exc:
+            raise AgentError(f"malformed job JSON: {one_line(str(exc))}") from exc
 
 
 def _pins(value: Any) -> dict[str, int] | None:
@@ -150,15 +151,64 @@ def parse_progress(line: str) -> tuple[str, float] | None:
 
 def parse_result(text: str, job_id: str) -> Measurement:
     """The measurement in an agent's answer; raise the error the agent reported, mapped to
-    the hilbench tree, or ``AgentError`` if the answer is not a valid result."""
+    the hilbench tree, or ``AgentError`` (one line) if the answer is not a valid result:
+    whatever the text, no other exception."""
     try:
         data = json.loads(text)
         _check_version(data, "result")
-        if get_str(data, "job_id") != job_id:
-            raise AgentError(f"result is for job {data['job_id']}, expected {job_id}")
-        if get_str(data, "status") == "error":
+        found = get_str(data, "job_id")
+        if found != job_id:
+            raise AgentError(f"result is for job {shown(found)}, expected {job_id}")
+        status = get_str(data, "status")
+        if status == "error":
             error = get_dict(data, "error")
-            raise _ERROR_KINDS.get(get_str(error, "kind"), AgentError)(get_str(error, "message"))
-        return Measurement.from_dict(get_dict(data, "measurement"))
-    except (ValueError, FieldError) as exc:
-        raise AgentError(f"malformed result JSON from agent: {exc}") from exc
+            kind = _ERROR_KINDS.get(get_str(error, "kind"), AgentError)
+            message = get_str(error, "message")
+        elif status != "ok":
+            raise AgentError(f"result status {shown(status)}, expected 'ok' or 'error'")
+        else:
+            document = get_dict(data, "measurement")
+            check_numbers(document, "measurement")
+            return Measurement.from_dict(document)
+    except (SettingsError, FieldError, *_MALFORMED) as exc:
+        raise AgentError(f"malformed result JSON from agent: {one_line(str(exc))}") from exc
+    raise kind(one_line(message) or "the agent reported an error without a message")
+
+
+# What a malformed document makes the readers raise: wrong types (TypeError, KeyError,
+# AttributeError), bad values (ValueError, OverflowError: int() of infinity), and nesting
+# deeper than the JSON decoder goes (RecursionError).
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+              RecursionError)
+_INT64 = 2**63
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (its lines joined), at most ``limit`` characters."""
+    joined = " ".join(text.split())
+    return joined if len(joined) <= limit else joined[:limit] + "..."
+
+
+def check_numbers(document: dict[str, Any] | list[Any], where: str) -> None:
+    """``AgentError`` for a value no store takes: a NaN or infinite number, an integer
+    outside 64 bits, a NUL character (PostgreSQL text refuses it)."""
+    stack: list[tuple[dict[str, Any] | list[Any], str]] = [(document, where)]
+    while stack:
+        node, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, (dict, list)):
+                stack.append((value, f"{path}.{key}" if isinstance(node, dict)
+                              else f"{path}[{key}]"))
+            elif _unstorable(value) or (isinstance(key, str) and "\0" in key):
+                where_ = f"{path}.{key}" if isinstance(node, dict) else f"{path}[{key}]"
+                raise AgentError(f"malformed result JSON from agent: {one_line(where_, 120)} "
+                                 f"holds {shown(value, 40)}")
+
+
+def _unstorable(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, int):
+        return not -_INT64 <= value < _INT64
+    return isinstance(value, str) and "\0" in value

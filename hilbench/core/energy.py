@@ -97,9 +97,15 @@ class EnergyReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EnergyReport:
-        return cls(
+        """``ValueError`` for a report the figures above cannot come from (no window, no
+        inference)."""
+        report = cls(
             sensor=get_str(data, "sensor"), method=get_str(data, "method"),
             window_s=get_float(data, "window_s"), inferences=get_int(data, "inferences"),
             energy_j=get_float(data, "energy_j"),
             idle_power_w=get_optional_float(data, "idle_power_w"),
         )
+        if not report.window_s > 0 or report.inferences < 1:
+            raise ValueError(f"energy over a window of {report.window_s} s for "
+                             f"{report.inferences} inferences")
+        return report

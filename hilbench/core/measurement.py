@@ -186,7 +186,7 @@ class Measurement:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         samples = get_list(data, "samples_ns")
-        if not all(isinstance(s, int) and s >= 0 for s in samples):
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in samples):
             raise ValueError("field 'samples_ns' must be a list of non-negative ints")
         reported = data.get("reported")
         telemetry = data.get("telemetry")

@@ -6,7 +6,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
+from hilbench.core.errors import TransportError
+
 LineCallback = Callable[[str], None]
+
+
+def checked_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` as a list, refused (``TransportError``) when it is empty or an argument
+    holds a NUL byte, which no exec can pass on (a remote shell would cut the command line
+    there); every other character is data."""
+    words = list(argv)
+    if not words:
+        raise TransportError("empty command")
+    for word in words:
+        if "\0" in word:
+            raise TransportError(f"cannot run {words[0][:60]!r}: an argument holds a NUL byte "
+                                 f"({word[:60]!r})")
+    return words
 
 
 @dataclass(frozen=True)

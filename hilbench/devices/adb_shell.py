@@ -16,7 +16,7 @@ from typing import Any
 import adbutils
 
 from hilbench.core.errors import CommandTimeoutError, DeviceError, TransportError
-from hilbench.core.shell import CommandResult, LineCallback
+from hilbench.core.shell import CommandResult, LineCallback, checked_argv
 
 DEFAULT_SERVER = "127.0.0.1:5037"
 STDIN_DIR = "/data/local/tmp"
@@ -88,8 +88,8 @@ class AdbShell:
     def run(self, argv: Sequence[str], *, timeout_s: float, stdin: str | None = None,
             on_stderr_line: LineCallback | None = None) -> CommandResult:
         start = time.perf_counter()
+        command = checked_argv(argv)
         device = self._connected()
-        command = list(argv)
         if stdin:
             remote = f"{self._stdin_dir}/hilbench-stdin-{uuid.uuid4().hex}"
             self._push_bytes(device, stdin.encode(), remote)
@@ -116,7 +116,7 @@ class AdbShell:
 
     def push(self, local: Path, remote: str) -> None:
         device = self._connected()
-        self.run(["mkdir", "-p", str(Path(remote).parent)], timeout_s=30)
+        self.run(["mkdir", "-p", "--", str(Path(remote).parent)], timeout_s=30)
         try:
             device.sync.push(str(local), remote, mode=0o755)
         except (adbutils.AdbError, OSError, EOFError) as exc:
@@ -136,7 +136,7 @@ class AdbShell:
         return None if info.mode == 0 else int(info.size)
 
     def read_text(self, path: str) -> str:
-        result = self.run(["cat", path], timeout_s=30)
+        result = self.run(["cat", "--", path], timeout_s=30)
         if result.returncode != 0:
             raise TransportError(f"{self._serial}: cannot read {path}: {result.stderr.strip()}")
         return result.stdout

@@ -4,6 +4,7 @@ and how to run the agent there."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,11 +162,32 @@ def _check_exit(result: CommandResult, device: str) -> None:
         raise AgentError(f"{device}: agent failed: {last}")
 
 
+# adb serials: USB serials, emulator-5554, host:port, [v6]:port, mDNS service names
+_ADB_SERIAL = re.compile(r"^[A-Za-z0-9\[][A-Za-z0-9._:%@+\[\]-]*$")
+
+
+def device_path(option: str, value: str) -> str:
+    """A path (or command name) on the device as the user gave it: every character is passed
+    on as data, but ``DeviceError`` for an empty one, one that starts with ``-`` (programs
+    would read it as an option) or one with a control character (a newline would split the
+    sh agent's line-based lists, a NUL cuts a command line)."""
+    if not value.strip():
+        raise DeviceError(f"{option} is empty")
+    if value.startswith("-"):
+        raise DeviceError(f"{option} {value!r} starts with '-': write ./{value} for a relative "
+                          "path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise DeviceError(f"{option} {value!r} holds a control character (newline, tab, NUL...)")
+    return value
+
+
 def ssh_transport(
     target: str, key: str, python: str = "python3", known_hosts: str | None = None,
     directory: str = DEFAULT_REMOTE_DIR,
 ) -> dict[str, Any]:
     """Validated transport settings of an SSH device, as the store keeps them."""
+    device_path("--python", python)
+    device_path("--remote-dir", directory)
     parsed = SshTarget.parse(target, key, known_hosts)
     return {"ssh": parsed.address, "key": str(Path(key).expanduser().resolve()),
             "known_hosts": known_hosts and str(Path(known_hosts).expanduser().resolve()),
@@ -178,8 +200,12 @@ def adb_transport(
 ) -> dict[str, Any]:
     """Validated transport settings of an ADB device, as the store keeps them."""
     parse_server(server)
-    if not serial.strip() or any(c.isspace() for c in serial):
-        raise DeviceError(f"invalid adb serial {serial!r}")
+    if not _ADB_SERIAL.match(serial):
+        raise DeviceError(f"invalid adb serial {serial!r}: expected a serial (letters, digits, "
+                          "'.', '_', '-') or host:port")
+    for option, value in (("--python", python), ("--remote-dir", directory),
+                          ("--sysfs-root", sysfs_root)):
+        device_path(option, value)
     return {"adb": serial, "adb_server": server, "python": python, "directory": directory,
             "sysfs_root": sysfs_root}
 
@@ -192,6 +218,7 @@ def sh_agent_transport(tool: str, tool_kind: str | None = None) -> dict[str, Any
     device) for each job."""
     if not tool.strip():
         raise DeviceError("the sh agent needs --tool, the benchmark binary's path on the device")
+    device_path("--tool", tool)
     return {"agent": "sh", "tool": tool, "tool_kind": tool_named(tool_kind, tool).name}
 
 

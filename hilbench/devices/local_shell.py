@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from hilbench.core.errors import CommandTimeoutError, TransportError
-from hilbench.core.shell import CommandResult, LineCallback
+from hilbench.core.shell import CommandResult, LineCallback, checked_argv
 
 KILL_GRACE_S = 2.0
 
@@ -49,7 +49,7 @@ class LocalShell:
         start = time.perf_counter()
         try:
             process = subprocess.Popen(
-                list(argv),
+                checked_argv(argv),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -208,6 +208,8 @@ def power_arguments(command: str | None) -> list[str]:
         raise DeviceError(f"--power-command {command!r}: {exc}") from exc
     if not words:
         raise DeviceError("--power-command is empty")
+    if "\0" in command:
+        raise DeviceError(f"--power-command {command!r} holds a NUL byte")
     return ["--power-command", str(len(words)), *words]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import paramiko
 
 from hilbench.core.errors import CommandTimeoutError, DeviceError, TransportError
-from hilbench.core.shell import CommandResult, LineCallback
+from hilbench.core.shell import CommandResult, LineCallback, checked_argv
 
 CONNECT_TIMEOUT_S = 10.0
 _TARGET = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.:_-]+?)(?::(?P<port>\d+))?$")
@@ -137,7 +137,7 @@ class SshShell:
         on_stderr_line: LineCallback | None = None,
     ) -> CommandResult:
         start = time.perf_counter()
-        command = shlex.join(["sh", "-c", _REPORT_PID, "sh", *argv])
+        command = shlex.join(["sh", "-c", _REPORT_PID, "sh", *checked_argv(argv)])
         transport = self._connected().get_transport()
         if transport is None:
             raise TransportError(f"{self._target.address}: connection lost")

@@ -25,9 +25,15 @@ class RemoteFolder:
     shell: FileShell
     directory: str
 
+    def _path(self, relative: str) -> str:
+        """``directory/relative``, never starting with ``-`` (the agent's path is an argument
+        to python and to sh, which would read it as options)."""
+        remote = f"{self.directory}/{relative}"
+        return f"./{remote}" if remote.startswith("-") else remote
+
     def put_bytes(self, name: str, content: bytes) -> str:
         """``content`` as ``directory/name`` unless a file of that size is there already."""
-        remote = f"{self.directory}/{name}"
+        remote = self._path(name)
         if self.shell.size(remote) != len(content):
             with tempfile.TemporaryDirectory() as folder:
                 local = Path(folder) / name
@@ -36,7 +42,7 @@ class RemoteFolder:
         return remote
 
     def model_path(self, model: ModelRecord) -> str:
-        remote = f"{self.directory}/models/{model.sha256}.{model.format}"
+        remote = self._path(f"models/{model.sha256}.{model.format}")
         if self.shell.size(remote) != model.size_bytes:
             self.shell.push(Path(model.path), remote)
         return remote

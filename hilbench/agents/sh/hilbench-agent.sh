@@ -61,8 +61,23 @@ sampled_files() {
         "$root"/sys/class/devfreq/*/cur_freq "$root"/sys/class/thermal/thermal_zone*/temp \
         "$root"/sys/class/power_supply/*/current_now "$root"/sys/class/power_supply/*/voltage_now \
         "$root"/sys/class/powercap/*/energy_uj "$root"/sys/class/hwmon/hwmon*/power*_input; do
-        [ -r "$f" ] && echo "$f"
+        [ -r "$f" ] && printf '%s\n' "$f"
     done
+}
+
+with_sampled_files() {  # with_sampled_files ROOT COMMAND ARG...: runs COMMAND ARG... FILE...,
+    # each sampled file one argument (split at newlines only, never globbed: ROOT may hold
+    # spaces, quotes or '*')
+    w_files=$(sampled_files "$1"); shift
+    w_ifs=$IFS
+    IFS='
+'
+    set -f
+    # shellcheck disable=SC2086
+    set -- "$@" $w_files
+    set +f
+    IFS=$w_ifs
+    "$@"
 }
 
 sample_once() {  # sample_once ROOT FILE...: one timestamped reading of each file
@@ -305,8 +320,7 @@ run() {
     dump_dvfs "$root"
     dump "$root" "$root"/sys/class/power_supply/*/type "$root"/sys/class/power_supply/*/status \
         "$root"/sys/class/powercap/*/max_energy_range_uj
-    # shellcheck disable=SC2046
-    sample "$root" "$interval" $(sampled_files "$root") > "$trace" 2>/dev/null &
+    with_sampled_files "$root" sample "$root" "$interval" > "$trace" 2>/dev/null &
     sampler=$!
     sleep "$interval"
     echo "@@idle-start $(now)"
@@ -319,8 +333,7 @@ run() {
     restore_pins
     stop_pid "$sampler"
     wait "$sampler" 2>/dev/null
-    # shellcheck disable=SC2046
-    sample_once "$root" $(sampled_files "$root") >> "$trace" 2>/dev/null  # after the tool
+    with_sampled_files "$root" sample_once "$root" >> "$trace" 2>/dev/null  # after the tool
     finish_power
     trap - TERM INT HUP
     echo "@@tool-exit $code"
