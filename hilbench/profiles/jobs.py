@@ -12,16 +12,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 
 from hilbench.core.errors import AgentRevokedError, StoreError
-from hilbench.core.records import RUN_OK, ModelRecord, RunRecord
+from hilbench.core.records import RUN_FAILED, RUN_OK, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.profiles.schema import agents, jobs, models
-from hilbench.profiles.store import Store, insert_run, model_id
+from hilbench.profiles.store import Store, insert_runs, model_id
 
 QUEUED, LEASED, DONE, FAILED, CANCELLED = "queued", "leased", "done", "failed", "cancelled"
 
@@ -46,6 +47,18 @@ class AgentState:
     last_seen: float
     revoked_at: float | None
     leased_jobs: int
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to queue."""
+
+    job_id: str
+    campaign_id: str | None
+    device: str
+    model: ModelRecord
+    settings: BenchmarkSettings
+    dvfs_pin: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,13 +169,22 @@ class JobQueue:
 
     def enqueue(self, job_id: str, campaign_id: str | None, device: str, model: ModelRecord,
                 settings: BenchmarkSettings, dvfs_pin: dict[str, int] | None = None) -> None:
+        self.enqueue_many([NewJob(job_id, campaign_id, device, model, settings, dvfs_pin)])
+
+    def enqueue_many(self, new: Sequence[NewJob]) -> None:
+        """Queue jobs in one transaction (one INSERT for all of them)."""
+        if not new:
+            return
+        now = time.time()
         with self._store.transaction() as connection:
-            model_id(connection, model)
-            connection.execute(insert(jobs).values(
-                job_id=job_id, campaign_id=campaign_id, device_name=device,
-                model_sha256=model.sha256, settings=settings.to_dict(), status=QUEUED,
-                attempts=0, created_at=time.time(), dvfs_pin=dvfs_pin or None,
-            ))
+            for sha in {job.model.sha256: job.model for job in new}.values():
+                model_id(connection, sha)
+            connection.execute(insert(jobs), [dict(
+                job_id=job.job_id, campaign_id=job.campaign_id, device_name=job.device,
+                model_sha256=job.model.sha256, settings=job.settings.to_dict(), status=QUEUED,
+                attempts=0, created_at=now, dvfs_pin=job.dvfs_pin or None,
+                lease_agent=None, lease_expires_at=None, error=None, finished_at=None,
+            ) for job in new])
 
     def lease(self, agent: Agent, lease_s: float) -> LeasedJob | None:
         """The oldest job for the agent's device that is queued or whose lease expired."""
@@ -213,20 +235,25 @@ class JobQueue:
             rows = {row.job_id: row for row in connection.execute(
                 select(jobs.c.job_id, jobs.c.status, jobs.c.device_name, jobs.c.lease_agent)
                 .where(jobs.c.job_id.in_([d.job_id for d in done])))}
-            stored, closed = [], set()
+            fresh: dict[str, Completion] = {}
             for item in done:
                 row = _owned(item.job_id, rows.get(item.job_id), agent)
-                if row.status in (DONE, FAILED, CANCELLED) or item.job_id in closed:
-                    stored.append(False)  # a retried upload never duplicates
-                    continue
-                closed.add(item.job_id)
-                insert_run(connection, item.run)
-                connection.execute(update(jobs).where(jobs.c.job_id == item.job_id).values(
-                    status=DONE if item.run.status == RUN_OK else FAILED, error=item.run.error,
-                    finished_at=time.time(), lease_agent=agent.name,
-                ))
-                stored.append(True)
-        return stored
+                if row.status not in (DONE, FAILED, CANCELLED):
+                    fresh.setdefault(item.job_id, item)  # a retried upload never duplicates
+            insert_runs(connection, [item.run for item in fresh.values()])
+            now = time.time()
+            for outcome in (RUN_OK, RUN_FAILED):
+                closing = [i.job_id for i in fresh.values() if (i.run.status == RUN_OK) ==
+                           (outcome == RUN_OK)]
+                if closing:
+                    connection.execute(update(jobs).where(jobs.c.job_id.in_(closing)).values(
+                        status=DONE if outcome == RUN_OK else FAILED, finished_at=now,
+                        lease_agent=agent.name))
+            failed = {i.job_id: i.run.error for i in fresh.values() if i.run.error}
+            for job_id, error in failed.items():
+                connection.execute(update(jobs).where(jobs.c.job_id == job_id)
+                                   .values(error=error))
+        return [fresh.get(item.job_id) is item for item in done]
 
     def cancel(self, job_id: str) -> bool:
         """Take a job that has not finished out of the queue; its result, should an agent
@@ -248,16 +275,22 @@ class JobQueue:
         return JobState(row.status, row.error, row.attempts)
 
     def job(self, job_id: str) -> QueuedJob:
+        found = self.jobs_by_id([job_id])
+        if job_id not in found:
+            raise StoreError(f"unknown job {job_id}")
+        return found[job_id]
+
+    def jobs_by_id(self, job_ids: Sequence[str]) -> dict[str, QueuedJob]:
+        """The jobs among ``job_ids`` that exist (one query)."""
         query = select(jobs, models.c.name, models.c.format, models.c.path,
                        models.c.size_bytes).join(models, models.c.sha256 == jobs.c.model_sha256)
         with self._store.connection() as connection:
-            row = connection.execute(query.where(jobs.c.job_id == job_id)).first()
-        if row is None:
-            raise StoreError(f"unknown job {job_id}")
-        model = ModelRecord(sha256=row.model_sha256, name=row.name, format=row.format,
-                            path=row.path, size_bytes=row.size_bytes)
-        return QueuedJob(row.job_id, row.campaign_id, row.device_name, model,
-                         BenchmarkSettings.from_dict(row.settings))
+            rows = connection.execute(query.where(jobs.c.job_id.in_(list(job_ids)))).all()
+        return {row.job_id: QueuedJob(
+            row.job_id, row.campaign_id, row.device_name,
+            ModelRecord(sha256=row.model_sha256, name=row.name, format=row.format,
+                        path=row.path, size_bytes=row.size_bytes),
+            BenchmarkSettings.from_dict(row.settings)) for row in rows}
 
     def model_file(self, sha256: str) -> ModelRecord | None:
         with self._store.connection() as connection:

@@ -24,7 +24,13 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 
 from hilbench.core.energy import EnergyReport
 from hilbench.core.errors import (
@@ -221,7 +227,7 @@ class Store:
     def save_runs(self, records: Sequence[RunRecord]) -> int:
         """Store several runs in one transaction; returns how many were new."""
         with self.transaction() as connection:
-            return sum(insert_run(connection, run) for run in records)
+            return sum(insert_runs(connection, records))
 
     # queries -----------------------------------------------------------------------------
 
@@ -330,24 +336,79 @@ def _inserted_id(result: CursorResult[Any]) -> int:
 
 
 def insert_run(connection: Connection, run: RunRecord) -> int:
-    exists = connection.execute(select(runs.c.id).where(runs.c.run_id == run.run_id)).first()
-    if exists is not None:
-        return 0
-    measurement = run.measurement
-    environment = measurement.environment if measurement else None
+    return sum(insert_runs(connection, [run]))
+
+
+def insert_runs(connection: Connection, records: Sequence[RunRecord]) -> list[bool]:
+    """Insert runs not stored yet (by ``run_id``, a retried upload is no duplicate) in the
+    caller's transaction; per run, whether it was new. Device and model ids are looked up
+    once per batch, and every raw sample of the batch goes in one bulk write (COPY on
+    PostgreSQL): a coordinator ingests an agent's outbox in one round of statements."""
+    ids = [run.run_id for run in records]
+    stored = set(connection.execute(select(runs.c.run_id).where(runs.c.run_id.in_(ids)))
+                 .scalars())
+    device_ids = {name: _device_id(connection, name) for name in {r.device for r in records}}
+    model_ids = {r.model.sha256: model_id(connection, r.model) for r in records}
+    new, fresh = [], []
+    for run in records:
+        new.append(run.run_id not in stored)
+        if new[-1]:
+            stored.add(run.run_id)
+            fresh.append(run)
+    if not fresh:
+        return new
+    returned = connection.execute(
+        insert(runs).returning(runs.c.id, runs.c.run_id, sort_by_parameter_order=True),
+        [_run_values(run, device_ids[run.device], model_ids[run.model.sha256])
+         for run in fresh]).all()
+    pks = {row.run_id: int(row.id) for row in returned}
+    measured = [(pks[run.run_id], run.measurement) for run in fresh
+                if run.measurement is not None]
+    if measured:
+        connection.execute(insert(measurements),
+                           [_measurement_values(pk, m) for pk, m in measured])
+    _insert_samples(connection, [(pk, i, ns) for pk, m in measured
+                                 for i, ns in enumerate(m.samples_ns)])
+    return new
+
+
+ENVIRONMENT_COLUMNS = ("environment", "env_key", "runtime", "runtime_version",
+                       "execution_provider", "threads", "dvfs")
+
+
+def _run_values(run: RunRecord, device_pk: int | None, model_pk: int) -> dict[str, Any]:
+    """A run's row (every column given, so that rows insert together)."""
+    environment = run.measurement.environment if run.measurement else None
     values: dict[str, Any] = {
-        "run_id": run.run_id, "campaign_id": run.campaign_id,
-        "device_id": _device_id(connection, run.device), "device_name": run.device,
-        "model_id": model_id(connection, run.model), "status": run.status, "error": run.error,
-        "settings": run.settings.to_dict(), "started_at": run.started_at,
+        "run_id": run.run_id, "campaign_id": run.campaign_id, "device_id": device_pk,
+        "device_name": run.device, "model_id": model_pk, "status": run.status,
+        "error": run.error, "settings": run.settings.to_dict(), "started_at": run.started_at,
         "finished_at": run.finished_at,
+        **(_environment_columns(environment) if environment is not None
+           else dict.fromkeys(ENVIRONMENT_COLUMNS)),
     }
-    if environment is not None:
-        values.update(_environment_columns(environment))
-    run_pk = _inserted_id(connection.execute(insert(runs).values(**values)))
-    if measurement is not None:
-        _insert_measurement(connection, run_pk, measurement)
-    return 1
+    return values
+
+
+def _insert_samples(connection: Connection, rows: list[tuple[int, int, int]]) -> None:
+    """Raw samples, (run pk, index, ns) each: COPY on PostgreSQL, executemany elsewhere."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        import psycopg
+
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        statement = "COPY samples (run_id, idx, latency_ns) FROM STDIN"
+        try:
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:  # below SQLAlchemy: make it one of its errors
+            raise DBAPIError(statement, None, exc) from exc
+        return
+    connection.execute(insert(samples), [{"run_id": r, "idx": i, "latency_ns": ns}
+                                         for r, i, ns in rows])
 
 
 def _environment_columns(environment: Environment) -> dict[str, Any]:
@@ -388,27 +449,21 @@ def _energy_columns(measurement: Measurement) -> dict[str, Any]:
     }
 
 
-def _insert_measurement(connection: Connection, run_pk: int, measurement: Measurement) -> None:
+def _measurement_values(run_pk: int, measurement: Measurement) -> dict[str, Any]:
     summary = measurement.summary
     verdict = measurement.verdict
-    connection.execute(
-        insert(measurements).values(
-            run_id=run_pk, count=summary.count, mean_ms=summary.mean_ms, p50_ms=summary.p50_ms,
-            p90_ms=summary.p90_ms, p99_ms=summary.p99_ms, std_ms=summary.std_ms,
-            min_ms=summary.min_ms, max_ms=summary.max_ms, cv=summary.cv,
-            timed_duration_s=measurement.timed_duration_s, init_ms=measurement.init_ms,
-            first_inference_ms=measurement.first_inference_ms,
-            peak_memory_mb=measurement.peak_memory_mb, verdict=verdict.label,
-            reasons=list(verdict.reasons), emulated_figures=list(measurement.emulated_figures),
-            unavailable_figures=list(measurement.unavailable_figures),
-            started_at=measurement.started_at, finished_at=measurement.finished_at,
-            **_energy_columns(measurement),
-        )
+    return dict(
+        run_id=run_pk, count=summary.count, mean_ms=summary.mean_ms, p50_ms=summary.p50_ms,
+        p90_ms=summary.p90_ms, p99_ms=summary.p99_ms, std_ms=summary.std_ms,
+        min_ms=summary.min_ms, max_ms=summary.max_ms, cv=summary.cv,
+        timed_duration_s=measurement.timed_duration_s, init_ms=measurement.init_ms,
+        first_inference_ms=measurement.first_inference_ms,
+        peak_memory_mb=measurement.peak_memory_mb, verdict=verdict.label,
+        reasons=list(verdict.reasons), emulated_figures=list(measurement.emulated_figures),
+        unavailable_figures=list(measurement.unavailable_figures),
+        started_at=measurement.started_at, finished_at=measurement.finished_at,
+        **_energy_columns(measurement),
     )
-    rows = [{"run_id": run_pk, "idx": i, "latency_ns": ns}
-            for i, ns in enumerate(measurement.samples_ns)]
-    if rows:
-        connection.execute(insert(samples), rows)
 
 
 def _runs_query() -> Any:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from hilbench.agents.protocol import SCHEMA_VERSION, parse_result
 from hilbench.core.errors import AgentRevokedError, HilbenchError, StoreError
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
-from hilbench.profiles.jobs import Agent, Completion, JobQueue
+from hilbench.profiles.jobs import Agent, Completion, JobQueue, QueuedJob
 from hilbench.profiles.store import Store
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -223,8 +223,12 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
 
 def _complete(queue: JobQueue, who: Agent, items: list[BatchItem]) -> list[bool]:
     """Store results (one transaction); 404 for a job that is not the agent's to report."""
+    known = queue.jobs_by_id([item.job_id for item in items])
+    unknown = [item.job_id for item in items if item.job_id not in known]
+    if unknown:
+        raise HTTPException(404, f"unknown job {unknown[0]}")
     try:
-        done = [Completion(item.job_id, _run_record(queue, item.job_id, who, item.result))
+        done = [Completion(item.job_id, _run_record(known[item.job_id], who, item.result))
                 for item in items]
         return queue.complete_many(who, done)
     except StoreError as exc:
@@ -257,9 +261,9 @@ async def _receive_model(request: Request, sha256: str, fmt: str, limits: Limits
             os.unlink(temporary)
 
 
-def _run_record(queue: JobQueue, job_id: str, who: Agent, body: dict[str, Any]) -> RunRecord:
+def _run_record(job: QueuedJob, who: Agent, body: dict[str, Any]) -> RunRecord:
     """The run an agent's result JSON describes: its measurement, or the error it reports."""
-    job = queue.job(job_id)
+    job_id = job.job_id
     now = time.time()
     try:
         measurement = parse_result(json.dumps(body), job_id)
