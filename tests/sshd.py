@@ -47,7 +47,8 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10
     raise RuntimeError("sshd did not start listening")
 
 
-def run_sshd(folder: Path) -> Iterator[SshServer]:
+def configure_sshd(folder: Path) -> SshServer:
+    """Keys, authorized_keys, known_hosts and an sshd_config for a server on a free port."""
     if not Path(SSHD).exists():
         pytest.fail("OpenSSH server not installed: .ci/run installs openssh-server")
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation directory
@@ -65,13 +66,29 @@ def run_sshd(folder: Path) -> Iterator[SshServer]:
     )
     host_key = (folder / "host_key.pub").read_text().split()
     (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    return SshServer(port, user, folder / "client_key", folder / "known_hosts", folder)
+
+
+def start_sshd(server: SshServer) -> subprocess.Popen[bytes]:
+    """The server configured in ``server.folder``, listening once this returns."""
     process = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(folder / "sshd_config")],
+        [SSHD, "-D", "-e", "-f", str(server.folder / "sshd_config")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        _wait_for(port, process)
-        yield SshServer(port, user, folder / "client_key", folder / "known_hosts", folder)
+        _wait_for(server.port, process)
+    except RuntimeError:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return process
+
+
+def run_sshd(folder: Path) -> Iterator[SshServer]:
+    server = configure_sshd(folder)
+    process = start_sshd(server)
+    try:
+        yield server
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -21,6 +21,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "campaign_id": run.campaign_id,
         "status": run.status,
         "error": run.error,
+        "attempts": run.attempts,
     }
     measurement = run.measurement
     if measurement is None:

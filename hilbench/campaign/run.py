@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,8 +16,9 @@ from typing import Protocol
 from hilbench.agents.benchmark import ProgressCallback
 from hilbench.campaign.dvfs import DvfsRequest, Pin, plan
 from hilbench.campaign.queue import QueuedDevice
+from hilbench.campaign.retry import NO_RETRIES, RetryPolicy, final_error
 from hilbench.campaign.rwlock import HostCpuLock
-from hilbench.core.errors import HilbenchError, TransportError
+from hilbench.core.errors import HilbenchError, StoreError, TransportError
 from hilbench.core.measurement import Measurement
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
@@ -107,7 +108,10 @@ class CampaignResult:
 
 
 class Campaign:
-    """Models x devices with one set of settings."""
+    """Models x devices with one set of settings. A job that fails on its device's
+    transport is run again as ``retry`` allows (the queue of a coordinator re-runs its own
+    jobs; a device that could not be opened is not retried). A result the store cannot
+    take stops the campaign: ``StoreError``, earlier results stay stored."""
 
     def __init__(
         self,
@@ -118,8 +122,10 @@ class Campaign:
         observer: CampaignObserver | None = None,
         connect: DeviceOpener | None = None,
         dvfs: DvfsRequest | None = None,
+        retry: RetryPolicy = NO_RETRIES,
     ) -> None:
         self._store = store
+        self._retry = retry
         self._devices = list(devices)
         self._models = list(models)
         self._settings = settings
@@ -163,12 +169,16 @@ class Campaign:
         with ThreadPoolExecutor(max_workers=len(devices) or 1) as pool:
             futures = [pool.submit(self._run_device, device) for device in devices]
             try:
-                return [run for future in futures for run in future.result()]
-            except KeyboardInterrupt:
-                self._cancelled.set()
-                for device in devices:
-                    device.cancel()
+                _raise_first_failure(futures)
+            except (KeyboardInterrupt, StoreError):
+                self._stop(devices)
                 raise
+            return [run for future in futures for run in future.result()]
+
+    def _stop(self, devices: list[Target]) -> None:
+        self._cancelled.set()
+        for device in devices:
+            device.cancel()
 
     def _run_device(self, device: Target) -> list[RunRecord]:
         runs = []
@@ -176,28 +186,58 @@ class Campaign:
             if self._cancelled.is_set():
                 break
             self._observer.job_started(job)
-            with self._host_cpu.hold(device.exclusive_host_cpu):
-                run = self._run_job(device, job)
+            run = self._run_with_retries(device, job)
             with self._store_lock:
                 if self._cancelled.is_set():
                     break
-                self._store.save_run(run)
+                self._save(run)
             self._observer.job_finished(job, run)
             runs.append(run)
         return runs
 
-    def _run_job(self, device: Target, job: Job) -> RunRecord:
-        started = time.time()
+    def _save(self, run: RunRecord) -> None:
+        try:
+            self._store.save_run(run)
+        except StoreError as exc:
+            self._cancelled.set()  # the other devices stop before their next result
+            raise StoreError(
+                f"cannot store the run of {run.model.name} on {run.device}: {exc}; the "
+                "campaign was stopped (runs stored before it are kept)"
+            ) from exc
 
+    def _run_with_retries(self, device: Target, job: Job) -> RunRecord:
+        started = time.time()
+        errors: list[HilbenchError] = []
+        while True:
+            with self._host_cpu.hold(device.exclusive_host_cpu):
+                outcome = self._attempt(device, job)
+            if isinstance(outcome, Measurement):
+                return self._record(job, started, measurement=outcome, attempts=len(errors) + 1)
+            errors.append(outcome)
+            if not self._may_retry(device, job, errors):
+                return self._record(job, started, error=final_error(errors),
+                                    attempts=len(errors))
+
+    def _attempt(self, device: Target, job: Job) -> Measurement | HilbenchError:
         def progress(phase: str, fraction: float) -> None:
             self._observer.job_progress(job, phase, fraction)
 
         try:
-            measurement = device.run_model(job.job_id, job.model, self._settings, progress,
-                                           job.dvfs_pin)
-            return self._record(job, started, measurement=measurement)
+            return device.run_model(job.job_id, job.model, self._settings, progress,
+                                    job.dvfs_pin)
         except HilbenchError as exc:
-            return self._record(job, started, error=str(exc))
+            return exc
+
+    def _may_retry(self, device: Target, job: Job, errors: list[HilbenchError]) -> bool:
+        """Wait before the next attempt when one is allowed; False when none is."""
+        if isinstance(device, (QueuedDevice, Unreachable)) or self._cancelled.is_set():
+            return False
+        if not self._retry.allows(len(errors), errors[-1]):
+            return False
+        delay = self._retry.delay_s(len(errors))
+        self._observer.job_progress(job, f"transport failed, retry {len(errors)} in {delay:g} s",
+                                    0.0)
+        return not self._cancelled.wait(delay)
 
     def _record(
         self,
@@ -205,6 +245,7 @@ class Campaign:
         started: float,
         measurement: Measurement | None = None,
         error: str | None = None,
+        attempts: int = 1,
     ) -> RunRecord:
         return RunRecord(
             run_id=job.job_id,
@@ -217,4 +258,14 @@ class Campaign:
             measurement=measurement,
             error=error,
             campaign_id=self.campaign_id,
+            attempts=attempts,
         )
+
+
+def _raise_first_failure(futures: list[Future[list[RunRecord]]]) -> None:
+    """Wait for every device; raise the first error one of them raised, as soon as it does."""
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in done:
+        error = future.exception()
+        if error is not None:
+            raise error

@@ -94,6 +94,7 @@ def demo_command(
 ) -> None:
     """Register the built-in devices, benchmark the shipped models and a variant family."""
     with open_store(store) as opened:
+        opened.check_writable()  # a read-only store is refused before anything is written
         known = {d.name for d in opened.list_devices()}
         for record in builtin_devices():
             if record.name not in known:

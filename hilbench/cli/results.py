@@ -66,3 +66,10 @@ def notes_lines(rows: list[dict[str, Any]]) -> list[str]:
             if row["device"] not in devices:
                 devices.append(row["device"])
     return [f"note ({', '.join(devices)}): {note}" for note, devices in seen.items()]
+
+
+def retry_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Jobs that took more than one attempt (their transport failed and was retried)."""
+    return [f"retried ({row['device']}): {row['model']} took {row['attempts']} attempts, "
+            f"{'then ran' if row['status'] == 'ok' else 'all failed'}"
+            for row in rows if row.get("attempts", 1) > 1]

@@ -9,12 +9,13 @@ import typer
 
 from hilbench.campaign.dvfs import DvfsRequest, parse_dvfs, plan
 from hilbench.campaign.models import checked_model
+from hilbench.campaign.retry import DEFAULT_BACKOFF_S, DEFAULT_RETRIES, RetryPolicy
 from hilbench.campaign.rows import run_row
 from hilbench.campaign.run import Campaign, CampaignResult
 from hilbench.cli.common import JsonOption, StoreOption, open_store, out, print_json
 from hilbench.cli.parsing import parse_celsius, parse_dims, parse_duration, parse_rate, parse_shapes
 from hilbench.cli.progress import DeviceProgress
-from hilbench.cli.results import EMULATED_NOTE, notes_lines, results_table
+from hilbench.cli.results import EMULATED_NOTE, notes_lines, results_table, retry_lines
 from hilbench.core.records import DeviceRecord, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.devices.registry import select_devices
@@ -29,12 +30,16 @@ def execute(
     models: list[ModelRecord],
     settings: BenchmarkSettings,
     dvfs: DvfsRequest | None = None,
+    retry: RetryPolicy | None = None,
 ) -> CampaignResult:
-    """Run the campaign with one progress bar per device (on stderr)."""
+    """Run the campaign with one progress bar per device (on stderr); jobs whose transport
+    fails are retried as ``retry`` says (default: ``--retries``' and ``--retry-backoff``'s
+    defaults)."""
     counts = {d.name: len(models) * len(plan(dvfs, d)) for d in devices}
     observer = DeviceProgress(counts)
     with observer.progress:
-        return Campaign(store, devices, models, settings, observer, dvfs=dvfs).run()
+        return Campaign(store, devices, models, settings, observer, dvfs=dvfs,
+                        retry=retry or RetryPolicy()).run()
 
 
 def report(result: CampaignResult, json_output: bool) -> None:
@@ -45,7 +50,7 @@ def report(result: CampaignResult, json_output: bool) -> None:
         out.print(results_table(rows))
         if any(row.get("emulated_figures") for row in rows):
             out.print(EMULATED_NOTE)
-        for line in notes_lines(rows):
+        for line in [*notes_lines(rows), *retry_lines(rows)]:
             out.print(line, markup=False)
     if result.failed:
         raise typer.Exit(EXIT_JOBS_FAILED)
@@ -99,6 +104,15 @@ def run_command(
     cooldown_max: Annotated[
         str, typer.Option(help="Give up waiting for the cool-down after this long.")
     ] = "120s",
+    retries: Annotated[
+        int, typer.Option(help="Run a job again this many times when its device's transport "
+                          "fails (connection lost or refused, device gone); model and agent "
+                          "errors are not retried.")
+    ] = DEFAULT_RETRIES,
+    retry_backoff: Annotated[
+        str, typer.Option(help="Wait this long before the first retry, twice as long before "
+                          "the next, and so on.")
+    ] = f"{DEFAULT_BACKOFF_S:g}s",
     store: StoreOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -122,10 +136,12 @@ def run_command(
         cooldown_max_s=parse_duration(cooldown_max),
     )
     request = parse_dvfs(dvfs)
+    retry = RetryPolicy(retries, parse_duration(retry_backoff))
     with open_store(store) as opened:
         chosen = select_devices(opened.list_devices(), devices)
         for device in chosen:
             plan(request, device)  # a level a device does not have is bad input: refused now
         models = [checked_model(path, settings) for path in model]
-        result = execute(opened, chosen, models, settings, request)
+        opened.check_writable()  # a read-only store is refused before anything runs
+        result = execute(opened, chosen, models, settings, request, retry)
     report(result, json_output)

@@ -75,6 +75,7 @@ class RunRecord:
     measurement: Measurement | None = None
     error: str | None = None
     campaign_id: str | None = None
+    attempts: int = 1  # a job retried after transport failures took more (not stored)
 
 
 @dataclass(frozen=True)

@@ -68,12 +68,15 @@ class AdbShell:
         self._check_server()
         client = adbutils.AdbClient(host=self._host, port=self._port)
         try:
-            if ":" in self._serial:
-                answer = client.connect(self._serial, timeout=10)
-                if "connected" not in answer:
-                    raise TransportError(f"{self._serial}: adb connect failed: {answer.strip()}")
-            device = client.device(self._serial)
-            state = device.get_state()
+            try:
+                device, state = self._attach(client)
+            except adbutils.AdbError:
+                if ":" not in self._serial:
+                    raise
+                # adb over TCP/IP: a device that went away stays "offline" in the adb server
+                # even once it is back; disconnect it and connect again, as a user would
+                client.disconnect(self._serial)
+                device, state = self._attach(client)
         except (adbutils.AdbError, EOFError) as exc:
             raise TransportError(f"{self._serial}: {_short(exc)}") from exc
         except OSError as exc:
@@ -84,6 +87,15 @@ class AdbShell:
         if state != "device":
             raise TransportError(f"{self._serial}: device is {state}, not ready")
         return device
+
+    def _attach(self, client: Any) -> tuple[Any, str]:
+        """The device (``adb connect`` first for host:port serials) and its state."""
+        if ":" in self._serial:
+            answer = client.connect(self._serial, timeout=10)
+            if "connected" not in answer:
+                raise TransportError(f"{self._serial}: adb connect failed: {answer.strip()}")
+        device = client.device(self._serial)
+        return device, str(device.get_state())
 
     def run(self, argv: Sequence[str], *, timeout_s: float, stdin: str | None = None,
             on_stderr_line: LineCallback | None = None) -> CommandResult:
@@ -101,6 +113,7 @@ class AdbShell:
                 f"{self._serial}: {argv[0]} did not finish within {timeout_s:g} s"
             ) from exc
         except (adbutils.AdbError, OSError, EOFError) as exc:
+            self.close()  # the next command connects anew: the device may come back
             raise TransportError(f"{self._serial}: device lost: {_short(exc)}") from exc
         if on_stderr_line is not None:
             for line in result.stderr.splitlines():
@@ -112,6 +125,7 @@ class AdbShell:
         try:
             device.sync.push(data, remote, mode=0o644)
         except (adbutils.AdbError, OSError, EOFError) as exc:
+            self.close()
             raise TransportError(f"{self._serial}: cannot push {remote}: {_short(exc)}") from exc
 
     def push(self, local: Path, remote: str) -> None:

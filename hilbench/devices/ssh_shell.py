@@ -21,6 +21,8 @@ from hilbench.core.shell import CommandResult, LineCallback, checked_argv
 CONNECT_TIMEOUT_S = 10.0
 _TARGET = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.:_-]+?)(?::(?P<port>\d+))?$")
 _READ_CHUNK = 65536
+# What SFTP raises: OSError for the file system, SSHException or EOFError for a dropped link.
+_SFTP_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,22 @@ class SshShell:
             )
         if self._cancelled:
             raise TransportError(f"{self._target.address}: the run was cancelled")
+        returncode = channel.recv_exit_status()
+        if returncode == -1 and not channel.eof_received:  # closed without exit nor EOF
+            self._forget(transport)
+            raise TransportError(f"{self._target.address}: connection lost mid-command: the "
+                                 "device or its sshd went away")
         return CommandResult(
-            argv=tuple(argv), returncode=channel.recv_exit_status(), stdout=stdout,
+            argv=tuple(argv), returncode=returncode, stdout=stdout,
             stderr=remote.strip(stderr), duration_s=time.perf_counter() - start,
         )
+
+    def _forget(self, transport: paramiko.Transport) -> None:
+        """Drop a connection that died, so that the next command connects anew."""
+        with self._lock:
+            if self._client is not None and self._client.get_transport() is transport:
+                self._client.close()
+                self._client = None
 
     def _stop_remote(self, pid: int | None) -> None:
         """TERM, then KILL, the command that ran past its timeout (closing the channel
@@ -200,7 +214,7 @@ class SshShell:
         try:
             with self._sftp() as sftp, sftp.open(path, "r") as handle:
                 return handle.read().decode()
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise TransportError(f"{self._target.address}: cannot read {path}: {exc}") from exc
 
     def push(self, local: Path, remote: str) -> None:
@@ -211,7 +225,7 @@ class SshShell:
                 partial = f"{remote}.part"
                 sftp.put(str(local), partial)
                 sftp.posix_rename(partial, remote)
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise TransportError(f"{self._target.address}: cannot push {local}: {exc}") from exc
 
     def pull(self, remote: str, local: Path) -> None:
@@ -219,7 +233,7 @@ class SshShell:
         try:
             with self._sftp() as sftp:
                 sftp.get(remote, str(local))
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise TransportError(f"{self._target.address}: cannot pull {remote}: {exc}") from exc
 
     def size(self, remote: str) -> int | None:
@@ -229,7 +243,7 @@ class SshShell:
                 return sftp.stat(remote).st_size
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except _SFTP_ERRORS as exc:
             raise TransportError(f"{self._target.address}: cannot stat {remote}: {exc}") from exc
 
 

@@ -4,6 +4,7 @@ PostgreSQL through SQLAlchemy. Queries return pandas DataFrames."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Engine,
     create_engine,
     event,
+    false,
     func,
     insert,
     select,
@@ -47,7 +49,7 @@ from hilbench.core.telemetry import Telemetry
 from hilbench.core.throttle import frequency_stats_mhz, temperature_span_c
 from hilbench.profiles.location import default_store_url
 from hilbench.profiles.migrations import migrate
-from hilbench.profiles.schema import devices, measurements, models, runs, samples
+from hilbench.profiles.schema import devices, measurements, models, runs, samples, schema_version
 
 POSTGRES_CONNECT_TIMEOUT_S = 5
 SUMMARY_COLUMNS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
@@ -86,6 +88,17 @@ def _create_engine(parsed: URL) -> Engine:
     return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
 
 
+def _unwritable(parsed: URL) -> str:
+    """Why an SQLite file cannot be written, when the file system says so (a read-only
+    mount, a folder without write permission): `` (... is not writable)`` or ``""``."""
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return ""
+    path = Path(database).expanduser()
+    target = path if path.exists() else path.parent
+    return "" if os.access(target, os.W_OK) else f" ({target} is not writable)"
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -96,9 +109,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 class Store:
     """Open with ``Store.open(url)``; every write is one transaction."""
 
-    def __init__(self, engine: Engine, url: str) -> None:
+    def __init__(self, engine: Engine, url: str, parsed: URL | None = None) -> None:
         self._engine = engine
         self._url = url
+        self._parsed = parsed
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
@@ -118,8 +132,10 @@ class Store:
                 f"cannot open store {masked}: unknown database driver {parsed.drivername!r}"
             ) from exc
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnreachableError(f"cannot open store {masked}: {_short(exc)}") from exc
-        return cls(engine, masked)
+            raise StoreUnreachableError(
+                f"cannot open store {masked}: {_short(exc)}{_unwritable(parsed)}"
+            ) from exc
+        return cls(engine, masked, parsed)
 
     @property
     def url(self) -> str:
@@ -128,6 +144,20 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def check_writable(self) -> None:
+        """``StoreUnreachableError`` when the store can be read but not written (a database
+        file on a read-only mount, a read-only database user): a run checks this before it
+        measures anything. The probe takes the write lock and changes no row."""
+        probe = schema_version.update().where(false()).values(version=schema_version.c.version)
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(probe)
+        except SQLAlchemyError as exc:
+            hint = _unwritable(self._parsed) if self._parsed is not None else ""
+            raise StoreUnreachableError(
+                f"cannot write to store {self._url}: {_short(exc)}{hint}"
+            ) from exc
 
     def __enter__(self) -> Store:
         return self
