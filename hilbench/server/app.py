@@ -84,8 +84,9 @@ class Limits:
 
 
 class TokenCache:
-    """Token lookups for ``ttl_s`` seconds, and "last seen" written at most every
-    ``seen_every_s`` per agent. Thread-safe (FastAPI runs sync endpoints in a pool)."""
+    """Token lookups kept ``ttl_s`` seconds, and "last seen" written for all the agents
+    seen since the last write in one UPDATE, at most every ``seen_every_s``. Thread-safe
+    (FastAPI runs sync endpoints in a thread pool)."""
 
     def __init__(self, queue: JobQueue, ttl_s: float = TOKEN_TTL_S,
                  seen_every_s: float = SEEN_EVERY_S,
@@ -93,7 +94,8 @@ class TokenCache:
         self._queue, self._ttl_s, self._seen_every_s, self._clock = (
             queue, ttl_s, seen_every_s, clock)
         self._found: dict[str, tuple[Agent | None, float]] = {}
-        self._seen: dict[str, float] = {}
+        self._pending: set[str] = set()
+        self._written = -seen_every_s
         self._lock = threading.Lock()
 
     def agent(self, token: str) -> Agent | None:
@@ -114,11 +116,11 @@ class TokenCache:
 
     def _note_seen(self, name: str, now: float) -> None:
         with self._lock:
-            due = now - self._seen.get(name, -self._seen_every_s) >= self._seen_every_s
-            if due:
-                self._seen[name] = now
-        if due:
-            self._queue.seen([name])
+            self._pending.add(name)
+            if now - self._written < self._seen_every_s:
+                return
+            names, self._pending, self._written = sorted(self._pending), set(), now
+        self._queue.seen(names)
 
 
 def current_agent(
