@@ -12,6 +12,9 @@ Chart = alt.Chart | alt.LayerChart | alt.VConcatChart | alt.FacetChart
 FIT_WIDTH = alt.AutoSizeParams(type="fit-x", contains="padding")
 SOURCE_SHAPES = alt.Scale(domain=["measured", "predicted"], range=["circle", "triangle-up"])
 SOURCE_LEGEND = alt.Legend(symbolFillColor="gray", symbolStrokeColor="gray")
+# distinct hues (Streamlit's own palette gives neighbouring devices shades of one colour)
+PALETTE = alt.Scale(scheme="tableau10")
+DEVICE = alt.Color("device:N", scale=PALETTE)
 TOOLTIP = [
     alt.Tooltip("device:N"), alt.Tooltip("model:N"), alt.Tooltip("setting:N"),
     alt.Tooltip("source:N"), alt.Tooltip("latency_ms:Q", title="latency ms", format=".3f"),
@@ -61,7 +64,8 @@ def trace(traces: pandas.DataFrame, kind: str, unit: str) -> Chart:
     lines = alt.Chart(mine).mark_line(point=True).encode(
         x=alt.X("t_s:Q", title="time from the timed runs' start (s)"),
         y=alt.Y("value:Q", title=f"{kind} ({unit})", scale=alt.Scale(zero=False)),
-        color=alt.Color("label:N", title="sensor", legend=alt.Legend(orient="top")),
+        color=alt.Color("label:N", title="sensor", scale=PALETTE,
+                        legend=alt.Legend(orient="top")),
         tooltip=["sensor:N", alt.Tooltip("t_s:Q", format=".2f"),
                  alt.Tooltip("value:Q", format=".4g")],
     )
@@ -78,9 +82,9 @@ def _points(frame: pandas.DataFrame, y: str, y_title: str, log: bool = False) ->
     return _part(alt.Chart(frame).mark_point(size=70, filled=True).encode(
         x=alt.X("latency_ms:Q", title="latency (ms)", scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=y_title, scale=scale),
-        color=alt.Color("device:N"),
+        color=DEVICE,
         shape=alt.Shape("source:N", scale=SOURCE_SHAPES, title="figure", legend=SOURCE_LEGEND),
-        fill=alt.condition(alt.datum.source == "measured", alt.Color("device:N"),
+        fill=alt.condition(alt.datum.source == "measured", DEVICE,
                            alt.value("white")),
         tooltip=TOOLTIP,
     ))
@@ -90,7 +94,7 @@ def _intervals(frame: pandas.DataFrame, y: str) -> alt.Chart:
     """The predictor's interval of each predicted point, as a horizontal bar."""
     predicted = frame[frame["source"] == "predicted"]
     return _part(alt.Chart(predicted).mark_rule(strokeWidth=2, opacity=0.6).encode(
-        x="latency_lower_ms:Q", x2="latency_upper_ms:Q", y=f"{y}:Q", color="device:N"))
+        x="latency_lower_ms:Q", x2="latency_upper_ms:Q", y=f"{y}:Q", color=DEVICE))
 
 
 def latency_accuracy(frame: pandas.DataFrame, statistic: str) -> Chart:
@@ -98,7 +102,7 @@ def latency_accuracy(frame: pandas.DataFrame, statistic: str) -> Chart:
     accuracy."""
     known = frame[frame["accuracy"].notna()].sort_values("latency_ms")
     curves = alt.Chart(known).mark_line(opacity=0.5).encode(
-        x="latency_ms:Q", y="accuracy:Q", color="device:N", detail="setting:N",
+        x="latency_ms:Q", y="accuracy:Q", color=DEVICE, detail="setting:N",
         order="latency_ms:Q")
     points = _points(known, "accuracy", "accuracy").encode(
         x=alt.X("latency_ms:Q", title=f"{statistic} latency (ms)", scale=alt.Scale(zero=False)))
@@ -121,7 +125,7 @@ def dvfs_curve(points: pandas.DataFrame, column: str, title: str) -> Chart:
         x=alt.X("level:N", sort=order, title="DVFS level (highest pinned frequency)",
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{column}:Q", title=title, scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", legend=alt.Legend(orient="top", columns=2)),
+        color=alt.Color("model:N", scale=PALETTE, legend=alt.Legend(orient="top", columns=2)),
         tooltip=["model:N", "level:N", alt.Tooltip(f"{column}:Q", format=".4g")],
     ).properties(height=260))
 
@@ -137,7 +141,7 @@ def recommendation(frame: pandas.DataFrame, statistic: str, lc_ms: float | None,
     dots = alt.Chart(known).mark_point(size=70, filled=True).encode(
         x=x, y=y, shape=alt.Shape("source:N", scale=SOURCE_SHAPES, title="figure",
                                   legend=SOURCE_LEGEND),
-        color=alt.condition(alt.datum.feasible, alt.Color("device:N"), alt.value("lightgray")),
+        color=alt.condition(alt.datum.feasible, DEVICE, alt.value("lightgray")),
         tooltip=[*TOOLTIP, alt.Tooltip("feasible:N"), alt.Tooltip("front:N", title="Pareto")],
     )
     front = known[known["front"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pandas
 import streamlit as st
 
 from hilbench.core.constraints import LATENCY_STATISTICS, RISKS
@@ -124,8 +125,19 @@ def _tables(found: Answer) -> None:
     if found.exported is not None:
         st.markdown(f"**{found.exported['device']}: the variant per DVFS level** "
                     "(what its runtime switches to when the governor lowers the frequency)")
-        levels = levels_frame(found).set_index("DVFS level")
-        st.table(levels.astype(object).where(levels.notna(), "-"))
+        st.table(_shown(levels_frame(found).set_index("DVFS level")))
+
+
+LEVEL_FORMATS = {"latency ms": "{:.3f}", "mJ/inference": "{:.4g}", "accuracy": "{:.4f}"}
+
+
+def _shown(levels: pandas.DataFrame) -> pandas.DataFrame:
+    """The per-DVFS table as text: figures rounded, empty cells blank (a static table
+    renders its cells as markdown, where "-" would be a bullet)."""
+    shown = levels.astype(object).where(levels.notna(), "")
+    for column, template in LEVEL_FORMATS.items():
+        shown[column] = [template.format(v) if v != "" else "" for v in shown[column]]
+    return shown
 
 
 def _export(found: Answer) -> None:
