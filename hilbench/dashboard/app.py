@@ -7,6 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from hilbench.core.errors import HilbenchError
 from hilbench.dashboard import context
 from hilbench.dashboard.data import is_empty
 
@@ -21,7 +22,12 @@ def main() -> None:
     st.set_page_config(page_title="hilbench", page_icon=":material/speed:", layout="wide")
     opened = context.store()
     st.sidebar.caption(f"store: {opened.url}")
-    if is_empty(opened):
+    try:
+        empty = is_empty(opened)
+    except HilbenchError as exc:  # the store went away since it was opened
+        st.error(context.one_line(exc))
+        st.stop()
+    if empty:
         pages = [st.Page(context.get_data, title="Get started", icon=":material/info:")]
     else:
         pages = [st.Page(HERE / name, title=title, icon=icon) for name, title, icon in PAGES]

@@ -68,10 +68,15 @@ def get_data() -> None:
     st.markdown(GET_DATA.format(url=store().url))
 
 
+def one_line(exc: HilbenchError) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def guarded(render: Callable[[], None]) -> None:
-    """Run a page; a user error (a bad store, an unknown model) is one line, not a
-    traceback."""
+    """Run a page; a hilbench error (a store gone away, an unknown model) is one line, not
+    a traceback."""
     try:
         render()
     except HilbenchError as exc:
-        st.error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        st.error(one_line(exc))
