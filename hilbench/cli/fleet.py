@@ -21,7 +21,6 @@ from hilbench.cli.select import (
     DevicesOption,
     PercentileOption,
     RiskOption,
-    load_predictor,
     number_text,
 )
 from hilbench.core.constraints import AccuracyConstraint, Constraints, LatencyConstraint
@@ -126,6 +125,8 @@ def fleet_command(
         raise SettingsError("each --job names a different model")
     if any(j.constraints.latency is None for j in jobs):
         raise SettingsError("every job needs an LC: --lc, or MODEL=RATE@LC")
+    from hilbench.predictor.loading import load_predictor
+
     predictor, why = load_predictor(artifact)
     tables = {}
     with open_store(store) as opened:

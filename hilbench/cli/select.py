@@ -22,7 +22,7 @@ from hilbench.core.constraints import (
     LatencyConstraint,
     check_objective,
 )
-from hilbench.core.errors import ArtifactError, SettingsError
+from hilbench.core.errors import SettingsError
 from hilbench.core.files import write_atomically
 from hilbench.core.records import REPLAY_KIND
 from hilbench.core.settings import BenchmarkSettings
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     import pandas
 
     from hilbench.core.records import DeviceRecord
-    from hilbench.predictor.service import Predictor
     from hilbench.profiles.store import Store
     from hilbench.selector.candidates import ModelChoice
     from hilbench.selector.query import Answer
@@ -135,20 +134,6 @@ def _story_line(verified: Verified, asked: bool | None) -> str:
         return f"verification: none needed ({status})"
     return (f"verification: {len(verified.rounds)} round(s), {verified.measurements} "
             f"measurement(s); {status}")
-
-
-def load_predictor(artifact: Path | None) -> tuple[Predictor | None, str]:
-    """The trained predictor, or None and why (a missing default predictor is not an
-    error: measured candidates still count; a named file that cannot be used is)."""
-    from hilbench.predictor.artifact import latest, load
-    from hilbench.predictor.service import Predictor
-
-    if artifact is not None:
-        return Predictor.from_artifact(load(artifact)), ""
-    try:
-        return Predictor.from_artifact(load(latest())), ""
-    except ArtifactError as exc:
-        return None, f"no usable predictor ({exc})"
 
 
 def number_text(value: Any, digits: int = 4) -> str:
@@ -277,6 +262,8 @@ def select_command(
     accuracy = AccuracyConstraint(ac, metric, dataset) if ac is not None else None
     constraints = Constraints(latency, accuracy, risk, parse_rate(rate))
     check_objective(objective)
+    from hilbench.predictor.loading import load_predictor
+
     predictor, why = load_predictor(artifact)
     check = BenchmarkSettings(min_duration_s=parse_duration(verify_time), max_cv=max_cv)
     with open_store(store) as opened:
