@@ -169,7 +169,7 @@ def parse_result(text: str, job_id: str) -> Measurement:
         else:
             document = get_dict(data, "measurement")
             check_numbers(document, "measurement")
-            return Measurement.from_dict(document)
+            return _storable(Measurement.from_dict(document))
     except (SettingsError, FieldError, *_MALFORMED) as exc:
         raise AgentError(f"malformed result JSON from agent: {one_line(str(exc))}") from exc
     raise kind(one_line(message) or "the agent reported an error without a message")
@@ -184,8 +184,9 @@ _INT64 = 2**63
 
 
 def one_line(text: str, limit: int = 500) -> str:
-    """``text`` on one line (its lines joined), at most ``limit`` characters."""
-    joined = " ".join(text.split())
+    """``text`` on one line (its lines joined), at most ``limit`` characters, no NUL (which
+    PostgreSQL text refuses)."""
+    joined = " ".join(text.replace("\0", "\\0").split())
     return joined if len(joined) <= limit else joined[:limit] + "..."
 
 
@@ -204,6 +205,24 @@ def check_numbers(document: dict[str, Any] | list[Any], where: str) -> None:
                 where_ = f"{path}.{key}" if isinstance(node, dict) else f"{path}[{key}]"
                 raise AgentError(f"malformed result JSON from agent: {one_line(where_, 120)} "
                                  f"holds {shown(value, 40)}")
+
+
+_INT32 = 2**31
+_LABEL_CHARS = 64  # runtime, its version and the execution provider are columns this wide
+
+
+def _storable(measurement: Measurement) -> Measurement:
+    """``measurement``, or ``AgentError`` where the profile store has no room for it: a
+    count or a thread number past 32 bits, a runtime name past 64 characters."""
+    environment = measurement.environment
+    for name in ("runtime", "runtime_version", "execution_provider"):
+        if len(getattr(environment, name)) > _LABEL_CHARS:
+            raise AgentError(f"malformed result JSON from agent: {name} is longer than "
+                             f"{_LABEL_CHARS} characters: {shown(getattr(environment, name))}")
+    if not 0 < measurement.summary.count < _INT32 or not 0 < (environment.threads or 1) < _INT32:
+        raise AgentError(f"malformed result JSON from agent: {measurement.summary.count} runs "
+                         f"on {environment.threads} threads")
+    return measurement
 
 
 def _unstorable(value: Any) -> bool:

@@ -16,37 +16,60 @@ from hilbench.core.dvfs import DomainState, DvfsState
 CPU_DIR = "sys/devices/system/cpu"
 
 
+MAX_CPUS = 8192  # the kernel's largest NR_CPUS: a CPU list past it is not a CPU list
+_INTEGER = re.compile(r"^-?[0-9]{1,30}$")  # (int() refuses thousands of digits)
+_CPU_RANGE = re.compile(r"^([0-9]{1,9})(?:-([0-9]{1,9}))?$")
+
+
 def _read(path: Path) -> str | None:
+    """A file's text; None where it cannot be read or is not text."""
     try:
         return path.read_text().strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
 
 
+def _integer(text: str | None) -> int | None:
+    return int(text) if text is not None and _INTEGER.match(text) else None
+
+
 def _read_int(path: Path) -> int | None:
-    text = _read(path)
-    return int(text) if text is not None and text.lstrip("-").isdigit() else None
+    return _integer(_read(path))
+
+
+def _integers(text: str) -> list[int]:
+    """The whole numbers of a space-separated list (anything else in it is left out)."""
+    return [int(word) for word in text.split() if _INTEGER.match(word)]
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
-    """Kernel CPU lists: ``"0-3,6"`` -> (0, 1, 2, 3, 6); also space-separated lists."""
-    cpus: list[int] = []
+    """Kernel CPU lists: ``"0-3,6"`` -> (0, 1, 2, 3, 6); also space-separated lists. Parts
+    that are not CPU numbers or ranges (below ``MAX_CPUS``) are left out."""
+    cpus: set[int] = set()
     for part in re.split(r"[,\s]+", text.strip()):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        cpus.extend(range(int(low), int(high or low) + 1))
-    return tuple(sorted(set(cpus)))
+        match = _CPU_RANGE.match(part)
+        if match:
+            low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+            cpus.update(range(low, min(high, MAX_CPUS - 1) + 1))
+    return tuple(sorted(cpus))
+
+
+def _number_after(name: str, prefix: str) -> int:
+    """``policy4`` -> 4, for sorting (a name without a number sorts last)."""
+    suffix = name[len(prefix):]
+    number = _integer(suffix) if suffix else 0
+    return number if number is not None else MAX_CPUS
 
 
 def _policy_dirs(root: Path) -> list[Path]:
     base = root / CPU_DIR
     policies = sorted(
-        (base / "cpufreq").glob("policy*"), key=lambda p: int(p.name[len("policy") :] or 0)
+        (base / "cpufreq").glob("policy*"), key=lambda p: _number_after(p.name, "policy")
     )
     if policies:
         return policies
-    per_cpu = sorted(base.glob("cpu[0-9]*/cpufreq"), key=lambda p: int(p.parent.name[3:]))
+    per_cpu = sorted(base.glob("cpu[0-9]*/cpufreq"),
+                     key=lambda p: _number_after(p.parent.name, "cpu"))
     seen: set[tuple[int, ...]] = set()
     unique: list[Path] = []
     for directory in per_cpu:
@@ -69,7 +92,7 @@ def _domain(directory: Path) -> DomainState:
         cur_khz=_read_int(directory / "scaling_cur_freq"),
         min_khz=_read_int(directory / "scaling_min_freq"),
         max_khz=_read_int(directory / "scaling_max_freq"),
-        available_khz=tuple(sorted(int(f) for f in available.split() if f.isdigit())),
+        available_khz=tuple(sorted(f for f in _integers(available) if f >= 0)),
     )
 
 
@@ -90,7 +113,7 @@ def _devfreq_domain(directory: Path) -> DomainState:
         cur_khz=_khz(_read_int(directory / "cur_freq")),
         min_khz=_khz(_read_int(directory / "min_freq")),
         max_khz=_khz(_read_int(directory / "max_freq")),
-        available_khz=tuple(sorted(int(f) // 1000 for f in available.split() if f.isdigit())),
+        available_khz=tuple(sorted(f // 1000 for f in _integers(available) if f >= 0)),
     )
 
 

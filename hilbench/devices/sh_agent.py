@@ -15,7 +15,8 @@ from pathlib import Path
 from hilbench.agents.dvfs_control import CPUFREQ_FILES, DEVFREQ_FILES
 from hilbench.agents.sysfs import dvfs_directories
 from hilbench.core.dvfs import DomainState
-from hilbench.core.errors import AgentError, DeviceError, SettingsError
+from hilbench.core.errors import AgentError, DeviceError, SettingsError, first_line
+from hilbench.core.fields import shown
 from hilbench.core.telemetry import Series, Telemetry, unit_of
 
 SH_AGENT_FILE = "hilbench-agent.sh"
@@ -119,11 +120,17 @@ def write_tree(files: dict[str, str], root: Path) -> Path:
     a device read them unchanged."""
     for path, text in files.items():
         relative = Path(path.lstrip("/"))
-        if ".." in relative.parts:
-            raise AgentError(f"the sh agent dumped a path outside its root: {path!r}")
+        if ".." in relative.parts or not relative.parts or "\0" in path:
+            raise AgentError(f"the sh agent dumped a file at {shown(path)}: no path under "
+                             "its root")
         target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text + "\n")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text + "\n")
+        except (OSError, UnicodeError) as exc:
+            reason = getattr(exc, "strerror", None) or first_line(exc)
+            raise AgentError(f"the sh agent dumped {shown(path)}, which cannot be laid out "
+                             f"here: {reason}") from exc
     return root
 
 

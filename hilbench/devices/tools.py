@@ -3,6 +3,7 @@ becomes a measurement (a summary: these tools print no per-run latencies)."""
 
 from __future__ import annotations
 
+import math
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,10 @@ def reported_summary(report: ToolReport, requested_runs: int) -> LatencySummary:
     count = report.count or (requested_runs if report.tool == "onnxruntime_perf_test" else 0)
     if count < 1 or report.mean_ms is None:
         raise ToolOutputError(f"{report.tool} reported no timed inference (count={count})")
+    for name, value in report.to_dict().items():
+        if isinstance(value, float) and not (math.isfinite(value)
+                                             and (value >= 0 or not name.endswith("_ms"))):
+            raise ToolOutputError(f"{report.tool} reported {name.replace('_', ' ')} = {value}")
     figures = {name: getattr(report, name) for name in OPTIONAL_STATS}
     return LatencySummary(count=count, mean_ms=report.mean_ms, **figures)
 

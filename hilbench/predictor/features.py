@@ -38,6 +38,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from hilbench.core.errors import ModelError, SettingsError, first_line
+from hilbench.core.fields import shown
 from hilbench.predictor.kernels import (
     ACTIVATIONS,
     CONV_OPS,
@@ -314,7 +315,23 @@ def _load(model: onnx.ModelProto | str | Path) -> tuple[onnx.ModelProto, str | N
         raise ModelError(f"cannot read ONNX model {path}: {first_line(exc)}") from exc
     if not proto.graph.node and not proto.graph.output:
         raise ModelError(f"{path} is not an ONNX model (no graph)")
+    _check_text(proto.graph, path)
     return proto, hashlib.sha256(data).hexdigest(), str(path)
+
+
+def _check_text(graph: onnx.GraphProto, path: Path) -> None:
+    """``ModelError`` for a name that is not UTF-8 text (protobuf hands such a string field
+    over as bytes: a damaged file, never a model an exporter wrote)."""
+    names: list[Any] = [graph.name]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output,
+                  *(attribute.name for attribute in node.attribute)]
+    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        names.append(value.name)
+    bad = next((name for name in names if not isinstance(name, str)), None)
+    if bad is not None:
+        raise ModelError(f"cannot read ONNX model {path}: the name {shown(bad)} is not UTF-8 "
+                         "text (a damaged file?)")
 
 
 def _default_dims(model: onnx.ModelProto) -> dict[str, int]:

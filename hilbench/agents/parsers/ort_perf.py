@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from hilbench.agents.parsers.report import NUMBER, ToolOutputError, ToolReport, to_ms
+from hilbench.agents.parsers.report import NUMBER, ToolOutputError, ToolReport, count, to_ms
 
 _LINE = re.compile(rf"^\s*([A-Za-z][A-Za-z0-9 ]*?)\s*:\s*({NUMBER})\s*(s|ms|us|bytes|%)?\s*$")
 
@@ -25,7 +25,7 @@ def parse_onnxruntime_perf_test(text: str) -> ToolReport:
 
     def ms(*names: str) -> float | None:
         for name in names:
-            if name in fields:
+            if name in fields and fields[name][1] in ("", "s", "ms", "us"):  # a time, not a %
                 value, unit = fields[name]
                 return to_ms(value, unit or "ms")
         return None
@@ -36,7 +36,7 @@ def parse_onnxruntime_perf_test(text: str) -> ToolReport:
     peak = fields.get("peak working set size")
     return ToolReport(
         tool="onnxruntime_perf_test",
-        count=int(float(fields["total inference requests"][0]))
+        count=count(fields["total inference requests"][0], "onnxruntime_perf_test")
         if "total inference requests" in fields
         else 0,
         mean_ms=mean,

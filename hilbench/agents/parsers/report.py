@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,6 +19,15 @@ class ToolOutputError(AgentError):
 
 def to_ms(value: str, unit: str) -> float:
     return float(value) * _UNIT_MS[unit.lower()]
+
+
+def count(value: str | float, tool: str) -> int:
+    """A number of runs a tool printed (``50``, ``1e+06``); ``ToolOutputError`` for one that
+    is no count (infinite, negative, fractional)."""
+    number = float(value)
+    if not (math.isfinite(number) and number >= 0 and number == int(number)):
+        raise ToolOutputError(f"{tool} printed {value} as a number of runs")
+    return int(number)
 
 
 def strip_log_prefix(line: str) -> str:

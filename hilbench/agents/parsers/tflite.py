@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import re
 
-from hilbench.agents.parsers.report import NUMBER, ToolOutputError, ToolReport, strip_log_prefix
+from hilbench.agents.parsers.report import (
+    NUMBER,
+    ToolOutputError,
+    ToolReport,
+    count,
+    strip_log_prefix,
+)
 
 _PAIR = re.compile(rf"(\w+)=({NUMBER})")
 _TIMINGS = re.compile(r"timings in us:\s*(.*)$")
@@ -83,7 +89,7 @@ def parse_benchmark_model(text: str) -> ToolReport:
 
     return ToolReport(
         tool="benchmark_model",
-        count=int(main.get("count", 0)),
+        count=count(main.get("count", 0), "benchmark_model"),
         mean_ms=ms("avg") if "avg" in main else timings.get("Inference"),
         std_ms=ms("std"),
         min_ms=ms("min"),
