@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hilbench.agents.protocol import ok_result
+from hilbench.core.errors import StoreError
 from hilbench.core.records import RUN_OK, ModelRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.profiles import Store
@@ -58,6 +59,7 @@ class Lab:
     jobs: list[str]
     devices: set[str]
     models: int
+    model_sha256: str
     acknowledged: set[str] = field(default_factory=set)  # job ids the coordinator stored
     failures: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
@@ -115,7 +117,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             leased = [queue.lease(agent, 3600) for _ in jobs]
             assert all(leased)
             schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-            yield Lab(url, store, client, schema, token, jobs, {DEVICE}, 1)
+            yield Lab(url, store, client, schema, token, jobs, {DEVICE}, 1, model.sha256)
 
 
 def operations(schema: Any) -> dict[str, Any]:
@@ -152,6 +154,8 @@ def test_every_operation(lab: Lab, label: str, auth: str) -> None:
         ran(f"API {label} ({auth})")
         if "job_id" in (case.path_parameters or {}) and data.draw(st.booleans()):
             case.path_parameters["job_id"] = data.draw(st.sampled_from(lab.jobs))
+        if "sha256" in (case.path_parameters or {}) and data.draw(st.booleans()):
+            case.path_parameters["sha256"] = lab.model_sha256
         lab.record(case, case.call())
 
     run()
@@ -197,24 +201,60 @@ def test_the_store_holds_exactly_what_was_acknowledged(lab: Lab) -> None:
     print(f"\n{len(lab.acknowledged)} results stored, {sum(lab.failures.values())} check "
           f"failures: " + "; ".join(f"{k} x{v} ({lab.examples[k]})"
                                     for k, v in sorted(lab.failures.items())))
-    # status codes the OpenAPI document leaves out: test_every_status_code_is_documented
-    failed = sorted(k for k in lab.failures if not k.startswith("UndefinedStatusCode"))
+    # what the OpenAPI document leaves out: test_every_response_is_documented
+    failed = sorted(k for k in lab.failures
+                    if not k.startswith(("UndefinedStatusCode", "UndefinedContentType")))
     assert not failed, [f"{k}: {lab.examples[k]}" for k in failed]
 
 
 @pytest.mark.xfail(strict=True, reason="server/app.py (not ours to edit) documents only 200 "
                    "and 422 in its OpenAPI: the 401 of every authenticated operation, the 404 "
-                   "of an unknown job or model, the 204 of an empty lease, 403/409/426 of "
-                   "register and 413 of an upload are missing, so clients generated from it "
-                   "and schemathesis' status_code_conformance see them as undefined")
-def test_every_status_code_is_documented(lab: Lab) -> None:
+                   "of an unknown job or model, the 204 of an empty lease, 400 for a body that "
+                   "is not JSON, 403/409/426 of register and 413 of an upload are missing, and "
+                   "the model download's 200 says application/json where it sends "
+                   "application/octet-stream: schemathesis' status_code_conformance and "
+                   "content_type_conformance flag them, generated clients cannot expect them")
+def test_every_response_is_documented(lab: Lab) -> None:
     document = lab.client.get("/openapi.json").json()
     missing = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            statuses = set(operation.get("responses", {}))
+            responses = operation.get("responses", {})
             needs = {"401"} if path not in ("/health", "/v1/register") else set()
             needs |= {"204"} if path == "/v1/lease" else set()
             needs |= {"404"} if "{" in path else set()
-            missing += [f"{method.upper()} {path} {code}" for code in sorted(needs - statuses)]
+            missing += [f"{method.upper()} {path} {code}"
+                        for code in sorted(needs - set(responses))]
+            if method == "get" and path == "/v1/models/{sha256}":
+                content = responses.get("200", {}).get("content", {})
+                if "application/octet-stream" not in content:
+                    missing.append(f"GET {path} 200 application/octet-stream")
     assert not missing, missing
+
+
+@pytest.mark.xfail(strict=True, reason="server/app.py (not ours to edit): _complete turns every "
+                   "StoreError of JobQueue.complete_many into 404, also a write that failed "
+                   "(disk full, PostgreSQL restarting, a value a column refuses); the agent "
+                   "takes a 4xx as refused for good and drops the measured result. Only the "
+                   "ownership errors (unknown job, another device's, leased to another agent) "
+                   "should be 4xx; a failed write 503, which the agent retries")
+def test_a_result_the_store_cannot_write_now_is_not_refused_for_good(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store.open(f"sqlite:///{tmp_path}/profiles.db") as store:
+        model = ModelRecord.from_file(MODEL)
+        store.add_model(model)
+        with TestClient(create_app(store, ENROLL)) as client:
+            token = client.post("/v1/register", json={
+                "name": "agent", "device": DEVICE, "enroll_token": ENROLL}).json()["token"]
+            queue = JobQueue(store)
+            queue.enqueue("job-1", None, DEVICE, model, BenchmarkSettings())
+            agent = queue.authenticate(token)
+            assert agent is not None and queue.lease(agent, 600) is not None
+
+            def disk_full(*args: object) -> list[bool]:
+                raise StoreError(f"store {store.url}: write failed: database or disk is full")
+
+            monkeypatch.setattr(JobQueue, "complete_many", disk_full)
+            response = client.post("/v1/results/job-1", json={**VALID, "job_id": "job-1"},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code >= 500, (response.status_code, response.text)
