@@ -207,13 +207,6 @@ def test_the_store_holds_exactly_what_was_acknowledged(lab: Lab) -> None:
     assert not failed, [f"{k}: {lab.examples[k]}" for k in failed]
 
 
-@pytest.mark.xfail(strict=True, reason="server/app.py (not ours to edit) documents only 200 "
-                   "and 422 in its OpenAPI: the 401 of every authenticated operation, the 404 "
-                   "of an unknown job or model, the 204 of an empty lease, 400 for a body that "
-                   "is not JSON, 403/409/426 of register and 413 of an upload are missing, and "
-                   "the model download's 200 says application/json where it sends "
-                   "application/octet-stream: schemathesis' status_code_conformance and "
-                   "content_type_conformance flag them, generated clients cannot expect them")
 def test_every_response_is_documented(lab: Lab) -> None:
     document = lab.client.get("/openapi.json").json()
     missing = []
@@ -232,12 +225,6 @@ def test_every_response_is_documented(lab: Lab) -> None:
     assert not missing, missing
 
 
-@pytest.mark.xfail(strict=True, reason="server/app.py (not ours to edit): _complete turns every "
-                   "StoreError of JobQueue.complete_many into 404, also a write that failed "
-                   "(disk full, PostgreSQL restarting, a value a column refuses); the agent "
-                   "takes a 4xx as refused for good and drops the measured result. Only the "
-                   "ownership errors (unknown job, another device's, leased to another agent) "
-                   "should be 4xx; a failed write 503, which the agent retries")
 def test_a_result_the_store_cannot_write_now_is_not_refused_for_good(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Store.open(f"sqlite:///{tmp_path}/profiles.db") as store:

@@ -95,6 +95,11 @@ class AgentError(HilbenchError):
     """The agent on a device failed or answered something that is not a valid result."""
 
 
+class NotYourJobError(StoreError):
+    """A result for a job that is not the agent's to report: unknown, another device's, or
+    leased to another agent. Retrying cannot help (unlike a write that failed)."""
+
+
 class AgentRevokedError(StoreError, UserError):
     """An agent's registration was revoked (``bench agent revoke``)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, or_, select, update
 
-from hilbench.core.errors import AgentRevokedError, StoreError
+from hilbench.core.errors import AgentRevokedError, NotYourJobError, StoreError
 from hilbench.core.records import RUN_FAILED, RUN_OK, ModelRecord, RunRecord
 from hilbench.core.settings import BenchmarkSettings
 from hilbench.profiles.schema import agents, jobs, models
@@ -234,7 +234,7 @@ class JobQueue:
         """Several results in one transaction (an agent's outbox, a batch): per result,
         whether it was stored. Any result that is not the agent's to give (unknown job,
         another device's, leased to another agent) fails the whole batch with
-        ``StoreError`` and stores nothing."""
+        ``NotYourJobError`` and stores nothing; a write that fails is ``StoreError``."""
         with self._store.transaction() as connection:
             rows = {row.job_id: row for row in connection.execute(
                 select(jobs.c.job_id, jobs.c.status, jobs.c.device_name, jobs.c.lease_agent)
@@ -309,11 +309,11 @@ def _owned(job_id: str, row: Any, agent: Agent) -> Any:
     """A result is the agent's to give when the job is for its device and was last leased
     to it (or never leased: a job done by hand)."""
     if row is None:
-        raise StoreError(f"unknown job {job_id}")
+        raise NotYourJobError(f"unknown job {job_id}")
     if row.device_name != agent.device:
-        raise StoreError(f"job {job_id} is not for device {agent.device}")
+        raise NotYourJobError(f"job {job_id} is not for device {agent.device}")
     if row.lease_agent is not None and row.lease_agent != agent.name:
-        raise StoreError(f"job {job_id} is leased to another agent")
+        raise NotYourJobError(f"job {job_id} is leased to another agent")
     return row
 
 

@@ -27,11 +27,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi import Path as PathParameter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from hilbench.agents.protocol import SCHEMA_VERSION, parse_result
-from hilbench.core.errors import AgentRevokedError, HilbenchError, StoreError
+from hilbench.core.errors import AgentRevokedError, HilbenchError, NotYourJobError, StoreError
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.profiles.jobs import Agent, Completion, JobQueue, QueuedJob
 from hilbench.profiles.store import Store
@@ -44,6 +44,13 @@ SEEN_EVERY_S = 10.0
 MAX_BATCH = 200
 DEFAULT_MAX_MODEL_BYTES = 512 * 1024 * 1024
 MODEL_FORMATS = ("onnx", "tflite")
+
+# What each operation may answer besides 200 and 422, for the OpenAPI document.
+Responses = dict[int | str, dict[str, Any]]
+TOKEN: Responses = {401: {"description": "Missing, invalid or revoked agent token."},
+                    503: {"description": "The store cannot be reached or written now: retry."}}
+NOT_YOURS: Responses = {404: {"description": "Unknown job, another device's job, or a job "
+                              "leased to another agent: retrying cannot help."}}
 
 
 class Registration(BaseModel):
@@ -149,6 +156,12 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
     app.state.queue = queue
     app.state.tokens = TokenCache(queue, limits.token_ttl_s)
 
+    @app.exception_handler(StoreError)
+    def store_unavailable(request: Request, exc: StoreError) -> JSONResponse:
+        """A store that cannot be read or written now (PostgreSQL restarting, a full disk):
+        503, which an agent retries, never a 4xx it would drop its result for."""
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
     def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(),
@@ -159,7 +172,12 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/register")
+    @app.post("/v1/register", responses={
+        401: {"description": "Wrong enrollment token."},
+        403: {"description": "This agent name was revoked."},
+        409: {"description": "The device exists and is not an agent device."},
+        426: {"description": "The agent's job schema differs from the coordinator's."},
+        503: TOKEN[503]})
     def register(body: Registration) -> dict[str, str]:
         if not hmac.compare_digest(body.enroll_token.encode(), enroll_token.encode()):
             raise HTTPException(401, "invalid enrollment token")
@@ -178,11 +196,12 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
         except AgentRevokedError as exc:
             raise HTTPException(403, str(exc)) from exc
 
-    @app.post("/v1/heartbeat")
+    @app.post("/v1/heartbeat", responses=TOKEN)
     def heartbeat(who: Authenticated) -> dict[str, int]:
         return {"leases_extended": queue.extend_leases(who, limits.lease_s)}
 
-    @app.post("/v1/lease", response_model=None)
+    @app.post("/v1/lease", response_model=None,
+              responses={204: {"description": "No job for this agent's device now."}, **TOKEN})
     def lease(who: Authenticated) -> Lease | Response:
         job = queue.lease(who, limits.lease_s)
         if job is None:
@@ -192,22 +211,27 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
         return Lease(job_id=job.job_id, job=spec, model_sha256=job.model_sha256,
                      model_format=job.model_format, lease_expires_at=job.lease_expires_at)
 
-    @app.post("/v1/results/{job_id}")
+    @app.post("/v1/results/{job_id}", responses={**TOKEN, **NOT_YOURS})
     def result(job_id: JobId, body: dict[str, Any], who: Authenticated) -> dict[str, bool]:
         return {"stored": _complete(queue, who, [BatchItem(job_id=job_id, result=body)])[0]}
 
-    @app.post("/v1/results")
+    @app.post("/v1/results", responses={**TOKEN, **NOT_YOURS})
     def results(body: Batch, who: Authenticated) -> dict[str, list[bool]]:
         return {"stored": _complete(queue, who, body.results)}
 
-    @app.get("/v1/models/{sha256}")
+    @app.get("/v1/models/{sha256}", response_class=FileResponse, responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The model file."},
+        404: {"description": "No such model on the coordinator."}, **TOKEN})
     def model(sha256: Sha256, who: Authenticated) -> FileResponse:
         found = queue.model_file(sha256)
         if found is None or not Path(found.path).is_file():
             raise HTTPException(404, f"no model {sha256[:12]} on the coordinator")
         return FileResponse(found.path, media_type="application/octet-stream")
 
-    @app.put("/v1/models/{sha256}", dependencies=[Depends(admin)])
+    @app.put("/v1/models/{sha256}", dependencies=[Depends(admin)], responses={
+        401: {"description": "This needs the lab's enrollment token."},
+        404: {"description": "This coordinator takes no model uploads."},
+        413: {"description": "The model is larger than the limit."}})
     async def upload(sha256: Sha256, request: Request,
                      name: Annotated[str, Query(pattern=NAME)] = "model",
                      format: str = "onnx") -> dict[str, Any]:
@@ -224,7 +248,8 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
 
 
 def _complete(queue: JobQueue, who: Agent, items: list[BatchItem]) -> list[bool]:
-    """Store results (one transaction); 404 for a job that is not the agent's to report."""
+    """Store results (one transaction); 404 for a job that is not the agent's to report,
+    503 (the app's handler) when the store fails."""
     known = queue.jobs_by_id([item.job_id for item in items])
     unknown = [item.job_id for item in items if item.job_id not in known]
     if unknown:
@@ -233,8 +258,8 @@ def _complete(queue: JobQueue, who: Agent, items: list[BatchItem]) -> list[bool]
         done = [Completion(item.job_id, _run_record(known[item.job_id], who, item.result))
                 for item in items]
         return queue.complete_many(who, done)
-    except StoreError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    except NotYourJobError as exc:
+        raise HTTPException(404, str(exc)) from exc  # any other StoreError: 503
 
 
 async def _receive_model(request: Request, sha256: str, fmt: str, limits: Limits) -> Path:
