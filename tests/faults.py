@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def _parents() -> dict[int, int]:
@@ -53,15 +54,19 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-def wait_for_job(server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    """Until a process under ``server`` runs hilbench's agent on a job (``... agent-*.pyz
-    run``): the device is busy with it."""
+def _runs_a_job(words: list[bytes]) -> bool:
+    """hilbench's agent on a job: the zipapp pushed to a device (``... agent-*.pyz run``)
+    or the worker of ``bench agent`` (``python -m hilbench.agents run``)."""
+    agent = b"hilbench.agents" in words or any(w.endswith(b".pyz") for w in words)
+    return agent and b"run" in words
+
+
+def wait_for_job(server: subprocess.Popen[Any], timeout_s: float = 60) -> None:
+    """Until a process under ``server`` runs a job: the device is busy with it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for pid in descendants(server.pid):
-            words = _cmdline(pid).split(b"\0")
-            if b"run" in words and any(w.endswith(b".pyz") for w in words):
-                return
+        if any(_runs_a_job(_cmdline(pid).split(b"\0")) for pid in descendants(server.pid)):
+            return
         time.sleep(0.05)
     raise AssertionError("no job started on the device")
 
