@@ -3,8 +3,9 @@
 For each store (SQLite, PostgreSQL) and each agent count, a fresh store gets ``--jobs-per-
 agent`` queued jobs per device, ``bench serve`` starts on a free loopback port (``--workers``
 processes on PostgreSQL, one on SQLite), and ``--processes`` client processes run the
-simulated agents, each an asyncio task with its own HTTP connection: it registers with the
-enrollment token, heartbeats once a second (timed), and meanwhile leases a job, "runs" it at
+simulated agents, each an asyncio task with its own HTTP connection (aiohttp): it registers with the
+enrollment token (all of them before the timed window starts), heartbeats once a second
+(timed), and meanwhile leases a job, "runs" it at
 once and keeps its result (a real measurement record with ``--samples`` raw latency
 samples), uploading its kept results in one request when it has ``--batch`` of them or the
 queue is empty. After ``--duration`` seconds every agent uploads what it holds and stops.
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import numpy
 from sqlalchemy import create_engine, func, select, text
 
@@ -59,6 +61,7 @@ POSTGRES_ADMIN = os.environ.get("HILBENCH_TEST_POSTGRES",
                                 "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MODEL = ModelRecord("7" * 64, "load-model", "onnx", "/nonexistent/load-model.onnx", 1_000_000)
 SETTINGS = BenchmarkSettings(min_runs=5, min_duration_s=0.0)
+REGISTRATION_S = 40.0  # allowed for 1,000 registrations before the timed window starts
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,9 @@ def _coordinator(url: str, workers: int) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                with urllib.request.urlopen(f"{base}/health", timeout=1):
                     break
-            except httpx.HTTPError:
+            except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"coordinator did not start: {server.stderr.read()[-500:]}"
@@ -153,7 +156,11 @@ def _coordinator(url: str, workers: int) -> Iterator[str]:
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
 
 
 class SimulatedAgent:
@@ -168,72 +175,98 @@ class SimulatedAgent:
         self.upload_times: list[float] = []
         self.errors = 0
 
-    async def run(self, client: httpx.AsyncClient) -> None:
-        answer = await client.post(f"{self.base}/v1/register", json={
-            "name": f"load-agent-{self.index}", "device": f"load-dev-{self.index}",
-            "enroll_token": SECRET, "info": {}})
-        answer.raise_for_status()
-        headers = {"Authorization": f"Bearer {answer.json()['token']}"}
+    async def register(self, client: aiohttp.ClientSession) -> dict[str, str]:
+        async with client.post(f"{self.base}/v1/register", json={
+                "name": f"load-agent-{self.index}", "device": f"load-dev-{self.index}",
+                "enroll_token": SECRET, "info": {}}) as answer:
+            if answer.status != 200:  # a plain error: it crosses the process boundary
+                raise RuntimeError(f"registration answered {answer.status}: "
+                                   f"{(await answer.text())[:300]}")
+            return {"Authorization": f"Bearer {(await answer.json())['token']}"}
+
+    async def run(self, client: aiohttp.ClientSession, headers: dict[str, str]) -> None:
         beating = asyncio.create_task(self._heartbeats(client, headers))
         try:
             await self._work(client, headers)
         finally:
             beating.cancel()
 
-    async def _heartbeats(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    async def _heartbeats(self, client: aiohttp.ClientSession, headers: dict[str, str]
+                          ) -> None:
         await asyncio.sleep(random.random())  # agents do not beat in lockstep
         while time.time() < self.deadline:
             started = time.perf_counter()
             try:
-                (await client.post(f"{self.base}/v1/heartbeat", headers=headers)
-                 ).raise_for_status()
+                held = {"jobs": [item["job_id"] for item in self.kept]}
+                async with client.post(f"{self.base}/v1/heartbeat", headers=headers,
+                                       json=held) as answer:
+                    await answer.read()
+                    if answer.status != 200:
+                        raise aiohttp.ClientError(f"heartbeat answered {answer.status}")
                 self.heartbeat_ms.append((time.perf_counter() - started) * 1000)
-            except httpx.HTTPError:
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 self.errors += 1
             await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - started)))
 
-    async def _work(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    async def _work(self, client: aiohttp.ClientSession, headers: dict[str, str]) -> None:
         while time.time() < self.deadline:
             try:
-                leased = await client.post(f"{self.base}/v1/lease", headers=headers)
-            except httpx.HTTPError:
+                async with client.post(f"{self.base}/v1/lease", headers=headers) as leased:
+                    status = leased.status
+                    body = await leased.json() if status == 200 else None
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 self.errors += 1
                 await asyncio.sleep(0.5)
                 continue
-            if leased.status_code == 204:
+            if body is None:
                 await self._upload(client, headers)
                 await asyncio.sleep(1.0)
                 continue
-            job_id = leased.json()["job_id"]
+            job_id = body["job_id"]
             self.kept.append({"job_id": job_id, "result": json.loads(
                 self.result_text.replace("__JOB__", job_id))})
             if len(self.kept) >= self.config.batch:
                 await self._upload(client, headers)
         await self._upload(client, headers)
 
-    async def _upload(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    async def _upload(self, client: aiohttp.ClientSession, headers: dict[str, str]) -> None:
         while self.kept:
             try:
-                answer = await client.post(f"{self.base}/v1/results", headers=headers,
-                                           json={"results": self.kept}, timeout=60)
-                answer.raise_for_status()
-            except httpx.HTTPError:
+                async with client.post(f"{self.base}/v1/results", headers=headers,
+                                       json={"results": self.kept}) as answer:
+                    if answer.status != 200:
+                        raise aiohttp.ClientError(f"upload answered {answer.status}")
+                    stored = (await answer.json())["stored"]
+            except (aiohttp.ClientError, asyncio.TimeoutError):
                 self.errors += 1
                 await asyncio.sleep(0.5)
                 continue
-            for item, stored in zip(self.kept, answer.json()["stored"], strict=True):
-                (self.new if stored else self.again).append(item["job_id"])
+            for item, was_new in zip(self.kept, stored, strict=True):
+                (self.new if was_new else self.again).append(item["job_id"])
             self.upload_times.append(time.time())
             self.kept = []
 
 
-async def _client_main(indexes: list[int], base: str, config: Config, deadline: float
+async def _client_main(indexes: list[int], base: str, config: Config, start: float
                        ) -> ClientFigures:
+    """Register every agent (a few at a time), wait for the common start, then run them
+    for the duration."""
     result_text = ok_result("__JOB__", _measurement(config.samples, 0))
+    deadline = start + config.duration_s
     agents = [SimulatedAgent(i, base, config, deadline, result_text) for i in indexes]
-    limits = httpx.Limits(max_connections=len(indexes) * 2, max_keepalive_connections=None)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        await asyncio.gather(*(agent.run(client) for agent in agents))
+    connector = aiohttp.TCPConnector(limit=len(indexes) * 2)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+        entry = asyncio.Semaphore(20)
+
+        async def register(agent: SimulatedAgent) -> dict[str, str]:
+            async with entry:
+                return await agent.register(client)
+
+        tokens = await asyncio.gather(*(register(agent) for agent in agents))
+        await asyncio.sleep(max(0.0, start - time.time()))
+        await asyncio.gather(*(agent.run(client, headers)
+                               for agent, headers in zip(agents, tokens, strict=True)))
     uploads = [t for agent in agents for t in agent.upload_times]
     return ClientFigures([ms for a in agents for ms in a.heartbeat_ms],
                          [j for a in agents for j in a.new],
@@ -242,9 +275,9 @@ async def _client_main(indexes: list[int], base: str, config: Config, deadline: 
                          sum(a.errors for a in agents))
 
 
-def _client_process(indexes: list[int], base: str, config: Config, deadline: float
+def _client_process(indexes: list[int], base: str, config: Config, start: float
                     ) -> ClientFigures:
-    return asyncio.run(_client_main(indexes, base, config, deadline))
+    return asyncio.run(_client_main(indexes, base, config, start))
 
 
 def _store_counts(url: str) -> tuple[int, int, int]:
@@ -265,12 +298,12 @@ def measure(config: Config, folder: Path) -> str:
         _queue_jobs(url, config.agents, config.jobs_per_agent)
         workers = config.workers if config.store == "postgresql" else 1
         with _coordinator(url, workers) as base:
-            deadline = time.time() + config.duration_s
+            start = time.time() + REGISTRATION_S * config.agents / 1000 + 5
             chunks = [list(range(config.agents))[i::config.processes]
                       for i in range(config.processes)]
             with multiprocessing.get_context("spawn").Pool(config.processes) as pool:
                 figures = pool.starmap(_client_process,
-                                       [(c, base, config, deadline) for c in chunks if c])
+                                       [(c, base, config, start) for c in chunks if c])
         stored, done, leased = _store_counts(url)
     beats = numpy.array([ms for f in figures for ms in f.heartbeat_ms])
     new = [j for f in figures for j in f.acknowledged_new]

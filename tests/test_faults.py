@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hilbench.agents.coordinator import AgentConfig, CoordinatorClient, PullingAgent
+from hilbench.agents.coordinator import AgentConfig, PullingAgent
 from hilbench.agents.protocol import JobSpec, ok_result
 from hilbench.campaign.queue import QueuedDevice
 from hilbench.campaign.retry import RetryPolicy
@@ -337,21 +337,13 @@ class _Stopped(Exception):
     """Ends a test agent's serve loop."""
 
 
-class _NoHeartbeats(CoordinatorClient):
-    def heartbeat(self) -> None:
-        """None: a job whose result did not reach the store goes back to the queue when its
-        lease runs out (an idle agent's heartbeats would keep every job it leased leased)."""
-
-
 class CannedAgent(PullingAgent):
     """The real agent (lease, outbox, uploads, backoff) with a worker that answers at once
     with a canned measurement, so that results arrive many per second."""
 
     def __init__(self, config: AgentConfig, log: Callable[[str], None],
-                 stop: threading.Event, heartbeats: bool = False) -> None:
+                 stop: threading.Event) -> None:
         super().__init__(config, log)
-        if not heartbeats:
-            self.client = _NoHeartbeats(config.coordinator)
         self._stop = stop
 
     def run_once(self) -> bool:
@@ -421,10 +413,6 @@ def test_postgres_restarted_while_results_arrive_loses_no_acknowledged_result(
     assert not [line for line in log if line.startswith("dropped ")], log
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an agent's heartbeats extend every job leased under its name, also the one it was "
-    "running when it was killed: restarted under the same name, it keeps that job leased "
-    "and never runs it (JobQueue.extend_leases / lease)"))
 def test_an_agent_killed_and_restarted_under_its_name_runs_its_lost_job_again(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -440,7 +428,7 @@ def test_an_agent_killed_and_restarted_under_its_name_runs_its_lost_job_again(
         queue.enqueue("lost-job", None, "lab-cpu", model, BenchmarkSettings())
         lease = killed.client.lease()
         assert lease is not None and lease["job_id"] == "lost-job"  # ...and it dies here
-        restarted = CannedAgent(config, log.append, stop, heartbeats=True)  # same token
+        restarted = CannedAgent(config, log.append, stop)  # same token
         serving = threading.Thread(target=_serve, args=(restarted,), daemon=True)
         serving.start()
         try:  # the lease is 2 s: the job should have run again within two

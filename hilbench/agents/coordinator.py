@@ -82,8 +82,10 @@ class CoordinatorClient:
         _, answer = self._call("POST", "/v1/register", body)
         return str(json.loads(answer)["token"])
 
-    def heartbeat(self) -> None:
-        self._call("POST", "/v1/heartbeat", {})
+    def heartbeat(self, jobs: list[str]) -> None:
+        """Keep the leases of ``jobs`` (the ones this agent is running; none when idle):
+        a job leased before a crash is not among them, so its lease runs out."""
+        self._call("POST", "/v1/heartbeat", {"jobs": jobs})
 
     def lease(self) -> dict[str, Any] | None:
         status, answer = self._call("POST", "/v1/lease", {})
@@ -205,7 +207,7 @@ class PullingAgent:
                 if once and not ran:
                     return
                 if not ran:
-                    self.client.heartbeat()
+                    self.client.heartbeat([])
                 backoff = self.config.poll_s
             except AgentError as exc:
                 if once:
@@ -241,7 +243,8 @@ class PullingAgent:
     def _work(self, spec: JobSpec, lease_left_s: float) -> str:
         """Run the job in a worker process, heartbeating so that the lease stays ours."""
         stop = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(stop, max(0.5, lease_left_s / 3)))
+        beat = threading.Thread(target=self._beat,
+                                args=(stop, spec.job_id, max(0.5, lease_left_s / 3)))
         beat.daemon = True
         beat.start()
         try:
@@ -262,9 +265,9 @@ class PullingAgent:
                                "error": {"kind": "agent", "message": f"worker: {tail[0]}"}})
         return worker.stdout
 
-    def _beat(self, stop: threading.Event, every_s: float) -> None:
+    def _beat(self, stop: threading.Event, job_id: str, every_s: float) -> None:
         while not stop.wait(every_s):
             try:
-                self.client.heartbeat()
+                self.client.heartbeat([job_id])
             except AgentError as exc:
                 self.log(f"heartbeat failed: {exc}")

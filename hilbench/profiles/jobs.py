@@ -212,14 +212,22 @@ class JobQueue:
                     ).one()._mapping)
         return None
 
-    def extend_leases(self, agent: Agent, lease_s: float) -> int:
-        """Heartbeat: keep the agent's running jobs leased. Only leases in their second
-        half are extended, so that most heartbeats write nothing (an UPDATE that matches no
-        row costs a lookup in the lease index, no commit to disk)."""
+    def extend_leases(self, agent: Agent, lease_s: float,
+                      job_ids: Sequence[str] | None = None) -> int:
+        """Heartbeat: keep the agent's running jobs leased (those of ``job_ids`` only, when
+        given: an agent restarted after a crash names none, and the job it lost goes back to
+        the queue when its lease runs out). Only leases in their second half are extended,
+        so most heartbeats write nothing (an UPDATE that matches no row costs a lookup in
+        the lease index, no commit to disk)."""
         now = time.time()
+        held = jobs.c.lease_agent == agent.name
+        if job_ids is not None:
+            if not job_ids:
+                return 0
+            held &= jobs.c.job_id.in_(list(job_ids))
         with self._store.transaction() as connection:
             result = connection.execute(
-                update(jobs).where(jobs.c.lease_agent == agent.name, jobs.c.status == LEASED,
+                update(jobs).where(held, jobs.c.status == LEASED,
                                    jobs.c.lease_expires_at < now + lease_s / 2)
                 .values(lease_expires_at=now + lease_s)
             )

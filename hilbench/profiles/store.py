@@ -52,6 +52,7 @@ from hilbench.profiles.migrations import migrate
 from hilbench.profiles.schema import devices, measurements, models, runs, samples, schema_version
 
 POSTGRES_CONNECT_TIMEOUT_S = 5
+POOL_SIZE = 16  # PostgreSQL connections a store keeps open (at most 1.5 x that)
 SUMMARY_COLUMNS = ("count", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "min_ms",
                    "max_ms", "cv", "init_ms", "first_inference_ms", "peak_memory_mb",
                    "energy_per_inference_mj", "active_energy_per_inference_mj", "avg_power_w",
@@ -85,7 +86,10 @@ def _create_engine(parsed: URL) -> Engine:
         if parsed.get_backend_name() == "postgresql"
         else {}
     )
-    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    # A coordinator worker serves POOL_SIZE requests at a time (server/app.py): each finds
+    # a pooled connection, so none waits for one or opens a new one per request.
+    return create_engine(parsed, connect_args=connect_args, pool_pre_ping=True,
+                         pool_size=POOL_SIZE, max_overflow=POOL_SIZE // 2)
 
 
 def _unwritable(parsed: URL) -> str:

@@ -13,6 +13,7 @@ are acknowledged only after their transaction committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -20,21 +21,29 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from hilbench.agents.protocol import SCHEMA_VERSION, parse_result
-from hilbench.core.errors import AgentRevokedError, HilbenchError, NotYourJobError, StoreError
+from hilbench.core.errors import (
+    AgentRevokedError,
+    DuplicateDeviceError,
+    HilbenchError,
+    NotYourJobError,
+    StoreError,
+    UnknownDeviceError,
+)
 from hilbench.core.records import RUN_FAILED, RUN_OK, DeviceRecord, ModelRecord, RunRecord
 from hilbench.profiles.jobs import Agent, Completion, JobQueue, QueuedJob
-from hilbench.profiles.store import Store
+from hilbench.profiles.store import POOL_SIZE, Store
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 SHA256 = r"^[0-9a-f]{64}$"
@@ -67,6 +76,12 @@ class Lease(BaseModel):
     model_sha256: str
     model_format: str
     lease_expires_at: float
+
+
+class Heartbeat(BaseModel):
+    """The jobs the agent is running (their leases are kept); without it, all it holds."""
+
+    jobs: list[str] | None = Field(default=None, max_length=MAX_BATCH)
 
 
 class BatchItem(BaseModel):
@@ -147,12 +162,21 @@ Sha256 = Annotated[str, PathParameter(pattern=SHA256)]
 JobId = Annotated[str, PathParameter(pattern=JOB_ID)]
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """As many requests in flight as the store has pooled connections (FastAPI runs sync
+    endpoints in anyio's thread pool, 40 threads by default): a request never waits for a
+    connection, nor opens one of its own."""
+    anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+    yield
+
+
 def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
                limits: Limits | None = None) -> FastAPI:
     """The coordinator on ``store``; agents must present ``enroll_token`` to register."""
     limits = limits or Limits(lease_s=lease_s)
     queue = JobQueue(store)
-    app = FastAPI(title="hilbench coordinator", version="1")
+    app = FastAPI(title="hilbench coordinator", version="1", lifespan=_lifespan)
     app.state.queue = queue
     app.state.tokens = TokenCache(queue, limits.token_ttl_s)
 
@@ -185,20 +209,26 @@ def create_app(store: Store, enroll_token: str, lease_s: float = 30.0,
             side = "the coordinator" if body.schema_version > SCHEMA_VERSION else "the device"
             raise HTTPException(426, f"agent speaks job schema {body.schema_version}, the "
                                 f"coordinator {SCHEMA_VERSION}: upgrade hilbench on {side}")
-        known = {d.name: d for d in store.list_devices()}
-        if body.device in known and known[body.device].kind != "agent":
+        try:
+            known: DeviceRecord | None = store.get_device(body.device)
+        except UnknownDeviceError:
+            known = None
+        if known is not None and known.kind != "agent":
             raise HTTPException(409, f"device {body.device} exists and is not an agent device")
-        if body.device not in known:
-            store.add_device(DeviceRecord(body.device, "agent", None, {"coordinator": True},
-                                          {**body.info, "class": "cpu"}))
+        if known is None:  # another agent of the device may register it at the same time
+            with contextlib.suppress(DuplicateDeviceError):
+                store.add_device(DeviceRecord(body.device, "agent", None,
+                                              {"coordinator": True},
+                                              {**body.info, "class": "cpu"}))
         try:
             return {"token": queue.register_agent(body.name, body.device)}
         except AgentRevokedError as exc:
             raise HTTPException(403, str(exc)) from exc
 
     @app.post("/v1/heartbeat", responses=TOKEN)
-    def heartbeat(who: Authenticated) -> dict[str, int]:
-        return {"leases_extended": queue.extend_leases(who, limits.lease_s)}
+    def heartbeat(who: Authenticated, body: Heartbeat | None = None) -> dict[str, int]:
+        jobs = body.jobs if body is not None else None
+        return {"leases_extended": queue.extend_leases(who, limits.lease_s, jobs)}
 
     @app.post("/v1/lease", response_model=None,
               responses={204: {"description": "No job for this agent's device now."}, **TOKEN})
