@@ -121,8 +121,8 @@ def write_tree(files: dict[str, str], root: Path) -> Path:
     for path, text in files.items():
         relative = Path(path.lstrip("/"))
         if ".." in relative.parts or not relative.parts or "\0" in path:
-            raise AgentError(f"the sh agent dumped a file at {shown(path)}: no path under "
-                             "its root")
+            raise AgentError(f"the sh agent dumped a file at {shown(path)}, outside its "
+                             "root")
         target = root / relative
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
