@@ -59,3 +59,22 @@ def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
     code = exited.value.code
     return subprocess.CompletedProcess(args, code if isinstance(code, int) else 1,
                                        captured.out, captured.err)
+
+
+class InProcess:
+    """``bench`` and ``bench_json`` as above, run in this process (``in_process``): for
+    tests that call many quick commands. The store, when given, is passed as ``--store``."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str],
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+        self.capsys, self.monkeypatch = capsys, monkeypatch
+
+    def bench(self, *args: str, store: str | None = None, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+        tail = ["--store", store] if store is not None else []
+        return in_process(self.capsys, self.monkeypatch, env or {}, *args, *tail)
+
+    def json(self, *args: str, store: str | None = None) -> Any:
+        result = self.bench(*args, "--json", store=store)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -9,12 +10,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.adblab import AdbLab, run_adb_lab
-from tests.cli import bench
+from tests.cli import InProcess, bench
 from tests.sshd import SshServer, run_sshd
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -51,6 +53,13 @@ def postgres_url() -> Iterator[str]:
     yield from _postgres_database()
 
 
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    """`bench` in this process, for tests of quick commands (a new process costs a second
+    or two of imports)."""
+    return InProcess(capsys, monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     """A real OpenSSH sshd on loopback, for this test module."""
@@ -70,6 +79,7 @@ class DemoStore:
 
     root: Path
     database: Path
+    rows: tuple[dict[str, Any], ...] = ()  # what its `bench demo --json` printed
 
     def copy(self, folder: Path) -> str:
         target = folder / "profiles.db"
@@ -85,7 +95,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
     demo = bench("demo", "--variants-dir", str(root / "variants"), "--json",
                  store=f"sqlite:///{database}", env=env)
     assert demo.returncode == 0, demo.stderr
-    return DemoStore(root, database)
+    return DemoStore(root, database, tuple(json.loads(demo.stdout)))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from hilbench.profiles import Store
 from tests import modelfiles
-from tests.cli import bench, bench_json, one_line_error
+from tests.cli import bench, bench_json, in_process, one_line_error
 
 QUICK = ["--min-runs", "10", "--min-time", "0.05s", "--warmup", "1"]
 
@@ -31,6 +33,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
                  ["board", "--preset", "jetson"]):
         assert bench("devices", "add", *args, store=url).returncode == 0
     return url
+
+
+def run_ids(store: str) -> list[str]:
+    with Store.open(store) as opened:
+        return sorted(opened.runs().run_id)
 
 
 def stored_runs(store: str) -> list[dict]:
@@ -108,13 +115,15 @@ def test_verdict_names_the_rule_that_failed(store: str, models: dict[str, Path])
     ],
 )
 def test_bad_input_is_one_line_and_stores_nothing(
-    store: str, models: dict[str, Path], tmp_path: Path, model: str, extra: list[str], message: str
+    store: str, models: dict[str, Path], tmp_path: Path, model: str, extra: list[str],
+    message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = models.get(model, tmp_path / "missing.onnx")
-    before = stored_runs(store)
-    error = one_line_error(bench("run", "-m", str(path), *QUICK, *extra, store=store))
+    before = run_ids(store)
+    error = one_line_error(in_process(capsys, monkeypatch, {}, "run", "-m", str(path), *QUICK,
+                                      *extra, "--store", store))
     assert message in error
-    assert stored_runs(store) == before
+    assert run_ids(store) == before
 
 
 def test_unreachable_store_is_one_line(models: dict[str, Path]) -> None:
@@ -123,8 +132,18 @@ def test_unreachable_store_is_one_line(models: dict[str, Path]) -> None:
     assert "127.0.0.1:1" in error and "secret" not in error
 
 
-def test_export_and_import_round_trip(store: str, tmp_path: Path, models: dict[str, Path]) -> None:
-    bench_json("run", "-m", str(models["small"]), "-d", "local", *QUICK, store=store)
+def test_export_and_import_round_trip(store: str, tmp_path: Path, models: dict[str, Path],
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def bench(*args: str, store: str) -> subprocess.CompletedProcess[str]:
+        return in_process(capsys, monkeypatch, {}, *args, "--store", store)
+
+    def stored_runs(store: str) -> list[dict]:
+        shown = bench("profiles", "show", "--limit", "100000", "--json", store=store)
+        return json.loads(shown.stdout)  # type: ignore[no-any-return]
+
+    assert bench("run", "-m", str(models["small"]), "-d", "local", *QUICK,
+                 store=store).returncode == 0
     original = stored_runs(store)
     for fmt in ("csv", "parquet"):
         out = tmp_path / f"runs.{fmt}"

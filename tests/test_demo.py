@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli import bench, bench_json
+from tests.conftest import DemoStore
 
 BUILTIN = ["emu-fpga", "emu-jetson", "emu-phone", "emu-server", "local"]
 
@@ -13,10 +14,13 @@ FAMILY = ["digits-transformer", "digits-transformer-int8", "digits-transformer-f
           "digits-transformer-ffn50-int8"]
 
 
-def test_demo_registers_builtin_devices_and_benchmarks_the_shipped_model(tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path}/profiles.db"
-    variants = str(tmp_path / "variants")
-    everything = bench_json("demo", "--variants-dir", variants, store=store)
+def test_demo_registers_builtin_devices_and_benchmarks_the_shipped_model(
+        tmp_path: Path, demo_store: DemoStore) -> None:
+    """The session's demo store (tests/conftest.py) is a first `bench demo`; a copy of it
+    gets the second."""
+    store = demo_store.copy(tmp_path)
+    variants = str(demo_store.root / "variants")
+    everything = list(demo_store.rows)
     rows = [r for r in everything if r["model"] == "tiny-bert"]
     assert sorted(r["device"] for r in rows) == BUILTIN
     assert all(r["status"] == "ok" and r["runs"] >= 20 for r in everything)
