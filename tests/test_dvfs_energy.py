@@ -21,7 +21,7 @@ from hilbench.devices.device import Device, open_device
 from hilbench.devices.emulated import write_sysfs
 from hilbench.devices.presets import get_preset
 from hilbench.devices.registry import new_device_record
-from tests.cli import bench, bench_json, one_line_error
+from tests.cli import InProcess, bench, bench_json, one_line_error
 
 MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
 BIG = "sys/devices/system/cpu/cpufreq/policy4"
@@ -162,21 +162,22 @@ def test_sweep_energy_falls_with_frequency_until_static_power_dominates(tmp_path
         round(row["energy_per_inference_mj"], 6) for sweep in sweeps for row in sweep}
 
 
-def test_named_levels_and_bad_levels(tmp_path: Path) -> None:
+def test_named_levels_and_bad_levels(tmp_path: Path, cli: InProcess) -> None:
     store = f"sqlite:///{tmp_path}/profiles.db"
-    assert bench("devices", "add", "emu-phone", "--preset", "phone", store=store).returncode == 0
-    assert bench("devices", "add", "local", "--kind", "local", store=store).returncode == 0
-    rows = bench_json("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs",
+    added = cli.bench("devices", "add", "emu-phone", "--preset", "phone", store=store)
+    assert added.returncode == 0
+    assert cli.bench("devices", "add", "local", "--kind", "local", store=store).returncode == 0
+    rows = cli.json("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs",
                       "cpu4-7=1.5GHz,cpu0-3=min", "--min-time", "0.4s", store=store)
     assert rows[0]["dvfs_pinned_mhz"] == {"cpu4-7": 1401, "cpu0-3": 300}
-    no_gpu = bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "gpu=max", store=store)
+    no_gpu = cli.bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "gpu=max", store=store)
     assert "emu-phone has no DVFS domain 'gpu'" in one_line_error(no_gpu)
-    no_levels = bench("run", "-m", str(MODEL), "-d", "local", "--dvfs", "sweep", store=store)
+    no_levels = cli.bench("run", "-m", str(MODEL), "-d", "local", "--dvfs", "sweep", store=store)
     assert "local has no CPU cluster with frequency levels" in one_line_error(no_levels)
-    garbage = bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "cpu=fast",
+    garbage = cli.bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "cpu=fast",
                     store=store)
     assert "invalid DVFS level 'fast'" in one_line_error(garbage)
-    assert len(bench_json("profiles", "show", store=store)) == 1  # nothing else was stored
+    assert len(cli.json("profiles", "show", store=store)) == 1  # nothing else was stored
 
 
 def test_an_external_power_meter_gives_a_device_without_sensors_its_energy(

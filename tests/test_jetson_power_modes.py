@@ -21,7 +21,7 @@ from hilbench.devices.device import Device, open_device
 from hilbench.devices.emulated import write_sysfs
 from hilbench.devices.presets import get_preset
 from hilbench.devices.registry import new_device_record
-from tests.cli import bench, bench_json, one_line_error
+from tests.cli import InProcess, bench, bench_json, one_line_error
 
 MODEL = Path(__file__).parents[1] / "hilbench/assets/tiny-bert.onnx"
 CPU = "sys/devices/system/cpu/cpufreq/policy0"
@@ -120,19 +120,20 @@ def test_bench_run_in_each_power_mode(tmp_path: Path) -> None:
     assert shown["info"]["jetson"]["power_mode"] == 0
 
 
-def test_power_modes_are_refused_where_there_are_none(tmp_path: Path) -> None:
+def test_power_modes_are_refused_where_there_are_none(tmp_path: Path, cli: InProcess) -> None:
     store = f"sqlite:///{tmp_path}/profiles.db"
-    assert bench("devices", "add", "emu-phone", "--preset", "phone", store=store).returncode == 0
-    assert bench("devices", "add", "emu-jetson", "--preset", "jetson",
+    added = cli.bench("devices", "add", "emu-phone", "--preset", "phone", store=store)
+    assert added.returncode == 0
+    assert cli.bench("devices", "add", "emu-jetson", "--preset", "jetson",
                  store=store).returncode == 0
-    no_modes = bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "nvpmodel=0",
+    no_modes = cli.bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "nvpmodel=0",
                      store=store)
     assert "emu-phone has no nvpmodel (not a Jetson" in one_line_error(no_modes)
-    no_clocks = bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "jetson_clocks",
+    no_clocks = cli.bench("run", "-m", str(MODEL), "-d", "emu-phone", "--dvfs", "jetson_clocks",
                       store=store)
     assert "emu-phone has no jetson_clocks" in one_line_error(no_clocks)
-    unknown = bench("run", "-m", str(MODEL), "-d", "emu-jetson", "--dvfs", "nvpmodel=MAXN",
+    unknown = cli.bench("run", "-m", str(MODEL), "-d", "emu-jetson", "--dvfs", "nvpmodel=MAXN",
                     store=store)
     assert ("emu-jetson has no power mode 'MAXN' (modes: 0 (15W), 1 (10W), 2 (7W))"
             in one_line_error(unknown))
-    assert bench_json("profiles", "show", store=store) == []
+    assert cli.json("profiles", "show", store=store) == []
